@@ -1,0 +1,293 @@
+//! Configuration: embedded defaults, then `hookline.toml` (or `--config PATH`), then
+//! `HOOKLINE_*` environment variables (`HOOKLINE_KAFKA__BROKERS=...`; `__` nests).
+//!
+//! [`Config`] is what users write; [`Config::validate`] turns it into [`Settings`], what the
+//! code runs on, so a bad value fails at start-up with the key that holds it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kafka connection and consumer behaviour.
+    pub kafka: KafkaConfig,
+    /// Where the rule files are.
+    pub rules: RulesConfig,
+    /// The admin HTTP server.
+    pub admin: AdminConfig,
+    /// Delivery-wide settings.
+    pub delivery: DeliveryConfig,
+}
+
+/// `[kafka]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Consumer group id; instances with the same id share partitions.
+    pub group_id: String,
+    /// Where undeliverable and invalid events go.
+    pub dead_letter_topic: String,
+    /// How often settled offsets are committed.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Messages larger than this are dead-lettered as `too-large`.
+    pub max_message_bytes: usize,
+    /// Messages read but not yet settled, at most; the consumer waits beyond it.
+    pub max_inflight_messages: usize,
+    /// Passed to librdkafka as is (SASL, TLS, ...). `_` in a key is read as `.`, so
+    /// `HOOKLINE_KAFKA__OPTIONS__SECURITY_PROTOCOL` sets `security.protocol`.
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "localhost:9092".into(),
+            group_id: "hookline".into(),
+            dead_letter_topic: "hookline.dlq".into(),
+            commit_interval: Duration::from_secs(1),
+            max_message_bytes: 1024 * 1024,
+            max_inflight_messages: 10_000,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[rules]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// The directory whose YAML files make up the rule set.
+    pub dir: PathBuf,
+    /// Reload when a file in it changes.
+    pub watch: bool,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            dir: "rules".into(),
+            watch: true,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of `/metrics`, `/healthz`, `/readyz` and `/api/v1`.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// `[delivery]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Networks that destinations may resolve to although they are private, loopback or
+    /// link-local (refused otherwise), e.g. `["10.20.0.0/16"]`.
+    pub allow_networks: Vec<String>,
+    /// On shutdown, how long in-flight deliveries may finish before the rest is left to be
+    /// re-delivered after restart.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            allow_networks: Vec::new(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be read as configuration.
+    #[error("invalid configuration: {0}")]
+    Load(String),
+    /// A value is out of range.
+    #[error("invalid configuration: {key}: {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `kafka.brokers`.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Validated settings the router runs on.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Kafka settings; `options` keys already normalised to librdkafka's dotted names.
+    pub kafka: KafkaConfig,
+    /// Rules directory and watch flag.
+    pub rules: RulesConfig,
+    /// Admin listen address.
+    pub admin_listen: SocketAddr,
+    /// Delivery-wide settings.
+    pub delivery: crate::deliver::DeliverySettings,
+    /// Shutdown grace for deliveries.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Defaults, then `file` (when given; `hookline.toml` in the working directory when it
+    /// exists otherwise), then `HOOKLINE_*` variables.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("hookline.toml")),
+        }
+        figment.merge(Env::prefixed("HOOKLINE_").split("__"))
+    }
+
+    /// Loads and validates in one step.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let config: Config = Self::figment(file)
+            .extract()
+            .map_err(|e| ConfigError::Load(one_line(e)))?;
+        config.validate()
+    }
+
+    /// Checks ranges and parses addresses into [`Settings`].
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_string(),
+        };
+        let mut kafka = self.kafka;
+        if kafka.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must name at least one broker"));
+        }
+        if kafka.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        if kafka.dead_letter_topic.trim().is_empty() {
+            return Err(invalid("kafka.dead_letter_topic", "must not be empty"));
+        }
+        if kafka.commit_interval.is_zero() {
+            return Err(invalid("kafka.commit_interval", "must be longer than zero"));
+        }
+        if kafka.max_message_bytes == 0 {
+            return Err(invalid("kafka.max_message_bytes", "must be at least 1"));
+        }
+        if kafka.max_inflight_messages == 0 {
+            return Err(invalid("kafka.max_inflight_messages", "must be at least 1"));
+        }
+        kafka.options = kafka
+            .options
+            .into_iter()
+            .map(|(k, v)| (k.replace('_', "."), v))
+            .collect();
+        let admin_listen = self
+            .admin
+            .listen
+            .parse()
+            .map_err(|e| ConfigError::Invalid {
+                key: "admin.listen",
+                reason: format!("{:?} is not host:port ({e})", self.admin.listen),
+            })?;
+        let allow_networks = self
+            .delivery
+            .allow_networks
+            .iter()
+            .map(|n| {
+                n.parse().map_err(|e| ConfigError::Invalid {
+                    key: "delivery.allow_networks",
+                    reason: format!("{n:?} is not a network like 10.0.0.0/8 ({e})"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Settings {
+            kafka,
+            rules: self.rules,
+            admin_listen,
+            delivery: crate::deliver::DeliverySettings { allow_networks },
+            shutdown_grace: self.delivery.shutdown_grace,
+        })
+    }
+}
+
+fn one_line(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Config::default().validate().unwrap();
+        assert_eq!(s.kafka.group_id, "hookline");
+        assert_eq!(s.admin_listen.port(), 9464);
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "custom.toml",
+                "[kafka]\nbrokers = \"a:1\"\ngroup_id = \"g\"\n[kafka.options]\n\"security.protocol\" = \"SSL\"\n",
+            )?;
+            jail.set_env("HOOKLINE_KAFKA__GROUP_ID", "from-env");
+            jail.set_env("HOOKLINE_KAFKA__OPTIONS__SASL_MECHANISM", "PLAIN");
+            let s = Config::load(Some(Path::new("custom.toml"))).unwrap();
+            assert_eq!(s.kafka.brokers, "a:1");
+            assert_eq!(s.kafka.group_id, "from-env");
+            assert_eq!(s.kafka.options["security.protocol"], "SSL");
+            assert_eq!(s.kafka.options["sasl.mechanism"], "PLAIN");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKLINE_KAFKA__COMMIT_INTERVAL", "soon");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.to_lowercase().contains("kafka.commit_interval"), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+            jail.set_env("HOOKLINE_KAFKA__COMMIT_INTERVAL", "1s");
+            jail.set_env("HOOKLINE_ADMIN__LISTEN", "nowhere");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("admin.listen"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("hookline.toml", "[kafka]\nbrokerz = \"x\"\n")?;
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("brokerz"), "{e}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,338 @@
+//! What users write for a subscription (`SubscriptionConfig`, the `subscriptions:` entries of
+//! rule files) and what the delivery stack runs on (`SubscriptionSettings`), validated once at
+//! load time so a bad subscription is reported with its file and line, never at send time.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A subscription as written in a rule file.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    /// Unique id across all rule files.
+    pub id: String,
+    /// Destination URL (http or https). Never taken from event data.
+    pub url: String,
+    /// Name of the template that renders the body; `raw` when absent.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Active, paused (events wait) or disabled (events are dropped by rule).
+    #[serde(default)]
+    pub status: SubscriptionStatus,
+    /// Why the subscription is disabled, when it is.
+    #[serde(default)]
+    pub disable_reason: Option<String>,
+    /// Static headers added to every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Receiver authentication.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Standard Webhooks signing.
+    #[serde(default)]
+    pub signing: Option<SigningConfig>,
+    /// TLS options.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Per-attempt timeout.
+    #[serde(default = "defaults::timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Requests in flight at once.
+    #[serde(default = "defaults::concurrency")]
+    pub concurrency: usize,
+    /// Bound of the in-memory queue.
+    #[serde(default = "defaults::queue")]
+    pub queue: usize,
+    /// Token-bucket rate limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    /// In-memory retry policy.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// Batching: several events in one request, as a JSON array.
+    #[serde(default)]
+    pub batch: Option<BatchConfig>,
+}
+
+/// The seeds' subscription states.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionStatus {
+    /// Receives events.
+    #[default]
+    Active,
+    /// Matches, but deliveries wait until it is active again.
+    Paused,
+    /// Matches nothing; events for it are dropped by rule.
+    Disabled,
+}
+
+/// Receiver authentication, with the generic webhook API's types.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// none | basic | bearer | header | authheader | querystring
+    #[serde(default, rename = "type")]
+    pub kind: AuthKind,
+    /// For basic.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// For basic.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// For the token types.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Header name (`header`) or query parameter name (`querystring`).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Authentication types.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    /// No credentials.
+    #[default]
+    None,
+    /// HTTP Basic.
+    Basic,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// A custom header `<name>: <token>`.
+    Header,
+    /// A raw `Authorization: <token>` value.
+    Authheader,
+    /// `?<name>=<token>` on the URL.
+    Querystring,
+}
+
+/// Standard Webhooks signing secrets (`whsec_` + base64). Several at once during rotation.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// Secrets; each produces one `v1,` signature.
+    pub secrets: Vec<String>,
+}
+
+/// TLS options.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Do not verify the server certificate (Netography's "Skip SSL Verification").
+    #[serde(default)]
+    pub skip_verify: bool,
+    /// Extra CA certificate (PEM).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Client key (PEM, PKCS#8).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+}
+
+/// Token bucket.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Bucket size; `per_second` rounded up when absent.
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+/// In-memory retries.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included.
+    #[serde(default = "defaults::attempts")]
+    pub attempts: u32,
+    /// First backoff ceiling (full jitter below it).
+    #[serde(default = "defaults::initial_backoff", with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Largest backoff.
+    #[serde(default = "defaults::max_backoff", with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Longest `Retry-After` honoured.
+    #[serde(default = "defaults::max_retry_after", with = "humantime_serde")]
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            attempts: defaults::attempts(),
+            initial_backoff: defaults::initial_backoff(),
+            max_backoff: defaults::max_backoff(),
+            max_retry_after: defaults::max_retry_after(),
+        }
+    }
+}
+
+/// Circuit breaker thresholds.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Off when false.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Opens when this share of requests in the window failed...
+    #[serde(default = "defaults::failure_ratio")]
+    pub failure_ratio: f64,
+    /// ...over at least this many requests...
+    #[serde(default = "defaults::min_requests")]
+    pub min_requests: u32,
+    /// ...within this window.
+    #[serde(default = "defaults::window", with = "humantime_serde")]
+    pub window: Duration,
+    /// Or after this many failures in a row.
+    #[serde(default = "defaults::consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// How long it stays open before a half-open probe.
+    #[serde(default = "defaults::open_for", with = "humantime_serde")]
+    pub open_for: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            failure_ratio: defaults::failure_ratio(),
+            min_requests: defaults::min_requests(),
+            window: defaults::window(),
+            consecutive_failures: defaults::consecutive_failures(),
+            open_for: defaults::open_for(),
+        }
+    }
+}
+
+/// Batching thresholds: a batch is sent when any is reached.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Events per request.
+    pub max_events: usize,
+    /// Body bytes per request.
+    #[serde(default = "defaults::batch_bytes")]
+    pub max_bytes: usize,
+    /// Longest an event waits for its batch to fill.
+    #[serde(default = "defaults::batch_wait", with = "humantime_serde")]
+    pub max_wait: Duration,
+}
+
+mod defaults {
+    use std::time::Duration;
+    pub fn timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn concurrency() -> usize {
+        8
+    }
+    pub fn queue() -> usize {
+        1024
+    }
+    pub fn attempts() -> u32 {
+        4
+    }
+    pub fn initial_backoff() -> Duration {
+        Duration::from_millis(200)
+    }
+    pub fn max_backoff() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn max_retry_after() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn failure_ratio() -> f64 {
+        0.5
+    }
+    pub fn min_requests() -> u32 {
+        20
+    }
+    pub fn window() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn consecutive_failures() -> u32 {
+        10
+    }
+    pub fn open_for() -> Duration {
+        Duration::from_secs(15)
+    }
+    pub fn batch_bytes() -> usize {
+        1024 * 1024
+    }
+    pub fn batch_wait() -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+/// A subscription validated and ready to build a delivery stack from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscriptionSettings {
+    /// Unique id.
+    pub id: std::sync::Arc<str>,
+    /// Parsed destination.
+    pub url: reqwest::Url,
+    /// The validated configuration it came from.
+    pub config: SubscriptionConfig,
+}
+
+/// Why a subscription is invalid; the rules loader adds file and line.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("subscription {id:?}: {field}: {reason}")]
+pub struct InvalidSubscription {
+    /// The subscription id.
+    pub id: String,
+    /// The offending field (`url`, `auth.token`, ...).
+    pub field: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl SubscriptionConfig {
+    /// Validates into settings. Checks only what needs no network (DNS is checked at connect).
+    pub fn validate(self) -> Result<SubscriptionSettings, InvalidSubscription> {
+        let bad = |field: &'static str, reason: String| InvalidSubscription {
+            id: self.id.clone(),
+            field,
+            reason,
+        };
+        if self.id.trim().is_empty() {
+            return Err(bad("id", "must not be empty".into()));
+        }
+        let url = reqwest::Url::parse(&self.url).map_err(|e| bad("url", e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad(
+                "url",
+                format!("scheme {:?} is not http or https", url.scheme()),
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(bad("concurrency", "must be at least 1".into()));
+        }
+        if self.queue == 0 {
+            return Err(bad("queue", "must be at least 1".into()));
+        }
+        if self.retry.attempts == 0 {
+            return Err(bad("retry.attempts", "must be at least 1".into()));
+        }
+        Ok(SubscriptionSettings {
+            id: self.id.as_str().into(),
+            url,
+            config: self,
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! # hookline
+//!
+//! Routes security events from Kafka topics to webhooks.
+//!
+//! # Layout
+//!
+//! The modules follow the path an event takes; open them in this order:
+//!
+//! - [`source`]: the Kafka consumer group, splitting messages into [`event::Event`]s, and the
+//!   offset tracker that commits only up to what is settled.
+//! - [`rules`]: rule files, classification (category, normalised severity), route matching.
+//! - [`render`]: JMESPath templates that shape each subscription's request body.
+//! - [`deliver`]: one bounded queue and stack per subscription.
+//! - [`settle`]: delivered, dead-lettered ([`dlq`]) or dropped by rule; releases offsets.
+//! - [`pipeline`]: wires the stages together for one running router.
+//!
+//! Around it: [`config`] (figment settings), [`admin`] (metrics, health, API), [`metrics`]
+//! (every metric, defined once) and [`cli`] (the `hookline` commands).
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod deliver;
+pub mod dlq;
+pub mod event;
+pub mod metrics;
+pub mod pipeline;
+pub mod render;
+pub mod rules;
+pub mod settle;
+pub mod source;

@@ -1,0 +1,292 @@
+//! Every metric hookline exports, defined once.
+//!
+//! [`Metrics`] is a cheap `Clone` handle over one registry (not the process-global default, so
+//! tests can run several routers side by side). Stages record through it; `/metrics` renders it.
+
+use std::sync::Arc;
+
+use prometheus::{
+    exponential_buckets, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// All metrics. Label values are bounded: topics, partitions, subscription ids and fixed enums.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+/// The metric families, public so stages can record directly.
+pub struct Inner {
+    registry: Registry,
+    /// Kafka messages read, by topic.
+    pub messages_consumed: IntCounterVec,
+    /// Events read (array messages count one per element), by topic.
+    pub events_consumed: IntCounterVec,
+    /// Messages that were not usable input, by reason (`not-json`, `too-large`, `empty`).
+    pub messages_invalid: IntCounterVec,
+    /// Events that matched at least one subscription, by topic.
+    pub events_matched: IntCounterVec,
+    /// Events no route wanted (settled as dropped-by-rule), by topic.
+    pub events_unmatched: IntCounterVec,
+    /// Deliveries handed to a subscription's queue, by subscription.
+    pub deliveries_submitted: IntCounterVec,
+    /// Settled deliveries by subscription and outcome (`delivered`, `dead_lettered`, `retry_topic`, `dropped`).
+    pub deliveries: IntCounterVec,
+    /// HTTP attempts by subscription and class (`2xx`, `3xx`, `4xx`, `5xx`, `timeout`, `connect`, `error`).
+    pub delivery_attempts: IntCounterVec,
+    /// Seconds from reading an event to its successful delivery, by subscription.
+    pub delivery_latency: HistogramVec,
+    /// Events waiting in a subscription's in-memory queue.
+    pub queue_depth: IntGaugeVec,
+    /// Times a request waited for the rate limiter, by subscription.
+    pub rate_limited: IntCounterVec,
+    /// Circuit state by subscription: 0 closed, 1 half-open, 2 open.
+    pub circuit_state: IntGaugeVec,
+    /// Circuit transitions by subscription and new state.
+    pub circuit_transitions: IntCounterVec,
+    /// Records written to the durable retry topic, by subscription.
+    pub retry_topic_writes: IntCounterVec,
+    /// Records written to the dead-letter topic, by reason.
+    pub dead_letters: IntCounterVec,
+    /// Failed attempts to write to the dead-letter topic (retried until they succeed).
+    pub dead_letter_write_errors: IntCounter,
+    /// Kafka messages read but not yet settled.
+    pub inflight_messages: IntGauge,
+    /// Last committed offset, by topic and partition.
+    pub committed_offset: IntGaugeVec,
+    /// Consumer lag (high watermark minus committed offset), by topic and partition.
+    pub consumer_lag: IntGaugeVec,
+    /// Offset commits by result (`ok`, `error`).
+    pub commits: IntCounterVec,
+    /// Rule reloads by result (`ok`, `rejected`).
+    pub rule_reloads: IntCounterVec,
+    /// Unix time of the last rule set put in force.
+    pub rules_loaded_timestamp: Gauge,
+    /// Severities no alias or band understood (fell to the source's default), by source.
+    pub severity_unknown: IntCounterVec,
+    /// Deliveries suppressed by a route's dedup window, by subscription.
+    pub dedup_suppressed: IntCounterVec,
+    /// Events a template could not render, by subscription.
+    pub render_errors: IntCounterVec,
+    /// Partitions currently assigned.
+    pub assigned_partitions: IntGauge,
+    /// Build info, always 1.
+    pub build_info: GaugeVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "hookline_delivery_latency_seconds",
+                "Seconds from reading an event to its successful delivery.",
+            )
+            .buckets(exponential_buckets(0.001, 2.0, 18).expect("buckets")),
+            &["subscription"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("unique metric");
+        let dead_letter_write_errors = IntCounter::new(
+            "hookline_dead_letter_write_errors_total",
+            "Failed writes to the dead-letter topic (each is retried until it succeeds).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(dead_letter_write_errors.clone()))
+            .expect("unique metric");
+        let inflight_messages = IntGauge::new(
+            "hookline_inflight_messages",
+            "Kafka messages read but not yet settled.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(inflight_messages.clone()))
+            .expect("unique metric");
+        let assigned_partitions = IntGauge::new(
+            "hookline_assigned_partitions",
+            "Partitions currently assigned to this instance.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(assigned_partitions.clone()))
+            .expect("unique metric");
+        let rules_loaded_timestamp = Gauge::new(
+            "hookline_rules_loaded_timestamp_seconds",
+            "Unix time at which the rule set in force was loaded.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rules_loaded_timestamp.clone()))
+            .expect("unique metric");
+        let build_info = GaugeVec::new(
+            Opts::new("hookline_build_info", "Always 1; the version is a label."),
+            &["version"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(build_info.clone()))
+            .expect("unique metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+
+        let inner = Inner {
+            messages_consumed: counter(
+                "hookline_messages_consumed_total",
+                "Kafka messages read.",
+                &["topic"],
+            ),
+            events_consumed: counter(
+                "hookline_events_consumed_total",
+                "Events read; an array message counts one per element.",
+                &["topic"],
+            ),
+            messages_invalid: counter(
+                "hookline_messages_invalid_total",
+                "Messages that were not usable input, dead-lettered.",
+                &["reason"],
+            ),
+            events_matched: counter(
+                "hookline_events_matched_total",
+                "Events that matched at least one subscription.",
+                &["topic"],
+            ),
+            events_unmatched: counter(
+                "hookline_events_unmatched_total",
+                "Events no route wanted, settled as dropped-by-rule.",
+                &["topic"],
+            ),
+            deliveries_submitted: counter(
+                "hookline_deliveries_submitted_total",
+                "Deliveries handed to a subscription's queue.",
+                &["subscription"],
+            ),
+            deliveries: counter(
+                "hookline_deliveries_total",
+                "Settled deliveries by outcome.",
+                &["subscription", "outcome"],
+            ),
+            delivery_attempts: counter(
+                "hookline_delivery_attempts_total",
+                "HTTP attempts by result class.",
+                &["subscription", "class"],
+            ),
+            delivery_latency: latency,
+            queue_depth: gauge(
+                "hookline_queue_depth",
+                "Events waiting in a subscription's in-memory queue.",
+                &["subscription"],
+            ),
+            rate_limited: counter(
+                "hookline_rate_limited_total",
+                "Requests that waited for the rate limiter.",
+                &["subscription"],
+            ),
+            circuit_state: gauge(
+                "hookline_circuit_state",
+                "Circuit state: 0 closed, 1 half-open, 2 open.",
+                &["subscription"],
+            ),
+            circuit_transitions: counter(
+                "hookline_circuit_transitions_total",
+                "Circuit state changes by new state.",
+                &["subscription", "state"],
+            ),
+            retry_topic_writes: counter(
+                "hookline_retry_topic_writes_total",
+                "Events moved to the durable retry topic.",
+                &["subscription"],
+            ),
+            dead_letters: counter(
+                "hookline_dead_letters_total",
+                "Records written to the dead-letter topic.",
+                &["reason"],
+            ),
+            dead_letter_write_errors,
+            inflight_messages,
+            committed_offset: gauge(
+                "hookline_committed_offset",
+                "Last committed offset.",
+                &["topic", "partition"],
+            ),
+            consumer_lag: gauge(
+                "hookline_consumer_lag",
+                "High watermark minus committed offset.",
+                &["topic", "partition"],
+            ),
+            commits: counter(
+                "hookline_offset_commits_total",
+                "Offset commits by result.",
+                &["result"],
+            ),
+            rule_reloads: counter(
+                "hookline_rule_reloads_total",
+                "Rule reloads by result.",
+                &["result"],
+            ),
+            rules_loaded_timestamp,
+            severity_unknown: counter(
+                "hookline_severity_unknown_total",
+                "Severities no alias or band understood.",
+                &["source"],
+            ),
+            dedup_suppressed: counter(
+                "hookline_dedup_suppressed_total",
+                "Deliveries suppressed by a dedup window.",
+                &["subscription"],
+            ),
+            render_errors: counter(
+                "hookline_render_errors_total",
+                "Events a template could not render.",
+                &["subscription"],
+            ),
+            assigned_partitions,
+            build_info,
+            registry,
+        };
+        Metrics {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.inner.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("prometheus text is utf-8")
+    }
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}

@@ -1,0 +1,1 @@
+//! Wires the stages into one running router.

@@ -1,0 +1,156 @@
+//! Routing rules: the rule-file model, loading and hot reload, classification, matching.
+//!
+//! CONTRACT (used by source/pipeline, admin and the CLI; issue 3 fills in the engine):
+//! - [`RuleSet::load_dir`] reads every YAML file of a directory into one compiled, immutable set.
+//! - [`Router`] is the cheap `Clone` handle the pipeline routes through; a reload swaps its
+//!   `Arc<RuleSet>` atomically and announces it on [`Router::watch`].
+//! - [`Router::route`] classifies one event, matches routes, and renders one body per
+//!   subscription (each subscription at most once).
+
+pub mod severity;
+
+pub use severity::Severity;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::deliver::SubscriptionSettings;
+use crate::event::Event;
+
+/// One problem in a rule file, reported as `file:line:col: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file, as given (relative to the rules directory's parent when loaded from one).
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+/// Every problem found while loading a rule set; the set is rejected as a whole.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in rule files:\n{}", problems.len(), problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct LoadError {
+    /// The problems, in file order.
+    pub problems: Vec<Problem>,
+}
+
+/// A template could not render an event for a subscription.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("template {template:?} failed: {reason}")]
+pub struct RenderError {
+    /// The template's name.
+    pub template: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// One rendered body for one subscription.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The subscription to deliver to.
+    pub subscription: Arc<SubscriptionSettings>,
+    /// The request body, or why it could not be rendered (the event is then dead-lettered).
+    pub body: Result<Value, RenderError>,
+}
+
+/// The outcome of routing one event.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// The event's category.
+    pub category: String,
+    /// Normalised severity.
+    pub severity: Severity,
+    /// The severity as the event spelled it, if it had one.
+    pub raw_severity: Option<String>,
+    /// The event id the source's extractor found.
+    pub event_id: Option<String>,
+    /// Ids of the routes that matched, in rule order.
+    pub routes: Vec<String>,
+    /// One entry per matched subscription.
+    pub deliveries: Vec<Rendered>,
+    /// Subscriptions that matched but whose dedup window suppressed this event.
+    pub suppressed: Vec<Arc<str>>,
+}
+
+/// A compiled, immutable rule set.
+#[derive(Debug)]
+pub struct RuleSet {
+    _private: (),
+}
+
+impl RuleSet {
+    /// Loads and compiles every `*.yaml` / `*.yml` file under `dir`.
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadError> {
+        let _ = dir;
+        todo!("issue 3: rule engine")
+    }
+
+    /// Every subscription the rules define.
+    pub fn subscriptions(&self) -> &[Arc<SubscriptionSettings>] {
+        todo!("issue 3: rule engine")
+    }
+
+    /// Topics to subscribe to: literal names, or `^regex` patterns for globs (librdkafka syntax).
+    pub fn topic_patterns(&self) -> Vec<String> {
+        todo!("issue 3: rule engine")
+    }
+}
+
+/// The live rules, shared by every stage. Cheap to clone.
+#[derive(Clone)]
+pub struct Router {
+    current: Arc<std::sync::RwLock<Arc<RuleSet>>>,
+    changes: tokio::sync::watch::Sender<Arc<RuleSet>>,
+}
+
+impl Router {
+    /// A router over `rules`.
+    pub fn new(rules: RuleSet) -> Self {
+        let rules = Arc::new(rules);
+        let (changes, _) = tokio::sync::watch::channel(rules.clone());
+        Router {
+            current: Arc::new(std::sync::RwLock::new(rules)),
+            changes,
+        }
+    }
+
+    /// The rule set in force now.
+    pub fn current(&self) -> Arc<RuleSet> {
+        self.current.read().expect("rules lock").clone()
+    }
+
+    /// Puts `rules` in force atomically and announces it.
+    pub fn replace(&self, rules: RuleSet) {
+        let rules = Arc::new(rules);
+        *self.current.write().expect("rules lock") = rules.clone();
+        self.changes.send_replace(rules);
+    }
+
+    /// Hears every replacement.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<Arc<RuleSet>> {
+        self.changes.subscribe()
+    }
+
+    /// Classifies, matches and renders one event with the rules in force.
+    pub fn route(&self, event: &Event) -> Routing {
+        let _ = event;
+        todo!("issue 3: rule engine")
+    }
+}

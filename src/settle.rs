@@ -1,0 +1,102 @@
+//! Settling: the last stage of every event's path. A delivery is settled when it was delivered,
+//! when its dead-letter record was acknowledged by Kafka, or when a rule dropped it. Only then
+//! is its [`Ack`] released, which is what lets the offset tracker move the watermark.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::dlq::{DeadLetter, DeadLetterProducer};
+use crate::metrics::Metrics;
+use crate::source::ack::Ack;
+
+/// The settle stage. Cheap to clone.
+#[derive(Clone)]
+pub struct Settler {
+    dlq: DeadLetterProducer,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+}
+
+impl Settler {
+    /// A settler writing dead letters through `dlq`. `shutdown` stops DLQ retries; whatever
+    /// is unsettled then stays uncommitted and is re-delivered after a restart.
+    pub fn new(dlq: DeadLetterProducer, metrics: Metrics, shutdown: CancellationToken) -> Self {
+        Settler {
+            dlq,
+            metrics,
+            shutdown,
+        }
+    }
+
+    /// The metrics handle.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The subscription delivered it.
+    pub fn delivered(&self, subscription: &str, ack: Ack) {
+        self.metrics
+            .deliveries
+            .with_label_values(&[subscription, "delivered"])
+            .inc();
+        ack.settle();
+    }
+
+    /// A rule decided the delivery should not happen (disabled subscription, dedup window).
+    pub fn dropped(&self, subscription: &str, ack: Ack) {
+        self.metrics
+            .deliveries
+            .with_label_values(&[subscription, "dropped"])
+            .inc();
+        ack.settle();
+    }
+
+    /// Writes `letter` to the dead-letter topic, retrying until Kafka acknowledges it, then
+    /// settles. Returns without settling only on shutdown (the event is then re-delivered).
+    pub async fn dead_letter(&self, letter: DeadLetter, ack: Ack) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = tokio::select! {
+                r = self.dlq.write(&letter) => r,
+                _ = self.shutdown.cancelled() => {
+                    tracing::warn!(origin = %letter.origin, "shutdown before dead letter was written; it will be re-delivered");
+                    drop(ack);
+                    return;
+                }
+            };
+            match attempt {
+                Ok(()) => break,
+                Err(e) => {
+                    self.metrics.dead_letter_write_errors.inc();
+                    tracing::error!(error = %e, cause = ?std::error::Error::source(&e), origin = %letter.origin, "dead-letter write failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.shutdown.cancelled() => { drop(ack); return; }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        self.metrics
+            .dead_letters
+            .with_label_values(&[letter.reason.as_str()])
+            .inc();
+        if let Some(sub) = &letter.subscription {
+            self.metrics
+                .deliveries
+                .with_label_values(&[sub, "dead_lettered"])
+                .inc();
+        }
+        tracing::warn!(
+            origin = %letter.origin,
+            reason = letter.reason.as_str(),
+            subscription = letter.subscription.as_deref().unwrap_or("-"),
+            attempts = letter.attempts,
+            status = letter.status,
+            error = %letter.error,
+            "event dead-lettered"
+        );
+        ack.settle();
+    }
+}

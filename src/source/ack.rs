@@ -1,0 +1,188 @@
+//! Settlement handles: how the stages after `source` tell the offset tracker that an event is
+//! done with.
+//!
+//! One Kafka message can fan out into many deliveries (array elements x matched
+//! subscriptions). The message's offset is settled only when every one of them is settled.
+//! [`MessageAck`] counts them; each delivery holds one [`Ack`]. An `Ack` dropped without
+//! [`Ack::settle`] (a crash path, a shutdown mid-delivery) poisons the message: its offset is
+//! never committed by this process, so a restart re-delivers it instead of skipping it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Called once when every part of a message is settled.
+pub trait SettleSink: Send + Sync + 'static {
+    /// The message at `offset` of `partition` (within assignment `generation`) is settled.
+    fn settled(&self, topic: &str, partition: i32, generation: u64, offset: i64);
+}
+
+struct Shared {
+    topic: Arc<str>,
+    partition: i32,
+    generation: u64,
+    offset: i64,
+    /// Parts not yet settled, plus one held by the [`MessageAck`] while parts are handed out.
+    remaining: AtomicUsize,
+    poisoned: AtomicBool,
+    sink: Arc<dyn SettleSink>,
+}
+
+impl Shared {
+    fn release(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+            && !self.poisoned.load(Ordering::Acquire)
+        {
+            self.sink
+                .settled(&self.topic, self.partition, self.generation, self.offset);
+        }
+    }
+}
+
+/// The message-level handle: hands out one [`Ack`] per part, then is finished.
+pub struct MessageAck {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl MessageAck {
+    /// A handle for the message at `offset`; `sink` hears when all its parts are settled.
+    pub fn new(
+        topic: Arc<str>,
+        partition: i32,
+        generation: u64,
+        offset: i64,
+        sink: Arc<dyn SettleSink>,
+    ) -> Self {
+        MessageAck {
+            shared: Arc::new(Shared {
+                topic,
+                partition,
+                generation,
+                offset,
+                remaining: AtomicUsize::new(1),
+                poisoned: AtomicBool::new(false),
+                sink,
+            }),
+            finished: false,
+        }
+    }
+
+    /// One more part that must settle before the message does.
+    pub fn part(&self) -> Ack {
+        self.shared.remaining.fetch_add(1, Ordering::AcqRel);
+        Ack {
+            shared: Some(self.shared.clone()),
+        }
+    }
+
+    /// No more parts will be added. A message with no parts (nothing matched) settles here.
+    pub fn finish(mut self) {
+        self.finished = true;
+        self.shared.release();
+    }
+}
+
+impl Drop for MessageAck {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.poisoned.store(true, Ordering::Release);
+            self.shared.release();
+        }
+    }
+}
+
+/// One part of a message (one delivery, or one dead-letter write). Settle it exactly once,
+/// after the delivery succeeded or its dead-letter record was acknowledged by Kafka.
+#[must_use = "an Ack that is dropped unsettled keeps its offset from ever being committed"]
+pub struct Ack {
+    shared: Option<Arc<Shared>>,
+}
+
+impl Ack {
+    /// An ack that belongs to no message: for dry runs, benchmarks and replays.
+    pub fn detached() -> Self {
+        Ack { shared: None }
+    }
+
+    /// This part is done: delivered, dead-lettered, or deliberately dropped by a rule.
+    pub fn settle(mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.release();
+        }
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.poisoned.store(true, Ordering::Release);
+            shared.release();
+        }
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.shared {
+            Some(s) => write!(f, "Ack({}/{}@{})", s.topic, s.partition, s.offset),
+            None => write!(f, "Ack(detached)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Record(Mutex<Vec<i64>>);
+    impl SettleSink for Record {
+        fn settled(&self, _t: &str, _p: i32, _g: u64, offset: i64) {
+            self.0.lock().unwrap().push(offset);
+        }
+    }
+
+    fn message(sink: &Arc<Record>, offset: i64) -> MessageAck {
+        MessageAck::new("t".into(), 0, 1, offset, sink.clone())
+    }
+
+    #[test]
+    fn settles_after_every_part() {
+        let sink = Arc::new(Record::default());
+        let msg = message(&sink, 7);
+        let (a, b) = (msg.part(), msg.part());
+        msg.finish();
+        a.settle();
+        assert!(sink.0.lock().unwrap().is_empty());
+        b.settle();
+        assert_eq!(*sink.0.lock().unwrap(), vec![7]);
+    }
+
+    #[test]
+    fn message_without_parts_settles_on_finish() {
+        let sink = Arc::new(Record::default());
+        message(&sink, 3).finish();
+        assert_eq!(*sink.0.lock().unwrap(), vec![3]);
+    }
+
+    #[test]
+    fn dropped_part_never_settles() {
+        let sink = Arc::new(Record::default());
+        let msg = message(&sink, 9);
+        let (a, b) = (msg.part(), msg.part());
+        msg.finish();
+        drop(a);
+        b.settle();
+        assert!(sink.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unfinished_message_never_settles() {
+        let sink = Arc::new(Record::default());
+        let msg = message(&sink, 4);
+        msg.part().settle();
+        drop(msg);
+        assert!(sink.0.lock().unwrap().is_empty());
+    }
+}
