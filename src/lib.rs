@@ -21,6 +21,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod dev;
 pub mod dlq;
 pub mod event;
 pub mod metrics;
