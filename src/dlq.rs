@@ -41,6 +41,8 @@ pub mod headers {
 pub enum Reason {
     /// The message was not JSON (or not an object / array of objects).
     NotJson,
+    /// The message was JSON, but not an object or an array of objects.
+    NotAnEvent,
     /// The message was larger than `kafka.max_message_bytes`.
     TooLarge,
     /// A template could not render the event.
@@ -60,6 +62,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::NotJson => "not-json",
+            Reason::NotAnEvent => "not-an-event",
             Reason::TooLarge => "too-large",
             Reason::Render => "render-failed",
             Reason::Rejected => "rejected",

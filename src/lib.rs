@@ -12,12 +12,15 @@
 //! - [`render`]: JMESPath templates that shape each subscription's request body.
 //! - [`deliver`]: one bounded queue and stack per subscription.
 //! - [`settle`]: delivered, dead-lettered ([`dlq`]) or dropped by rule; releases offsets.
-//! - [`pipeline`]: wires the stages together for one running router.
+//! - [`pipeline`]: the routing stages between reading a message and queueing its deliveries.
+//! - [`app`]: builds every stage from settings, starts them, and stops them in order.
 //!
 //! Around it: [`config`] (figment settings), [`admin`] (metrics, health, API), [`metrics`]
-//! (every metric, defined once) and [`cli`] (the `hookline` commands).
+//! (every metric, defined once), [`dev`] (an in-process broker and a webhook receiver for
+//! `hookline dev`, tests and benchmarks) and [`cli`] (the `hookline` commands).
 
 pub mod admin;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod deliver;

@@ -1,1 +1,206 @@
-//! Wires the stages into one running router.
+//! The stages between reading a message and handing deliveries to their queues: split into
+//! events, route (classify, match, render), submit, and dead-letter what cannot go on.
+//!
+//! Every part a message fans out into takes one [`Ack`](crate::source::ack::Ack) from the
+//! message's [`MessageAck`]; the message's offset settles when all of them have.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::task::TaskTracker;
+
+use crate::deliver::{Dispatcher, Job};
+use crate::dlq::{DeadLetter, Reason};
+use crate::event::{webhook_id, Event, Origin};
+use crate::metrics::Metrics;
+use crate::rules::Router;
+use crate::settle::Settler;
+use crate::source::ack::{Ack, MessageAck};
+use crate::source::split::split;
+
+/// The most of an unusable message's bytes copied into its dead-letter record. The whole
+/// message stays in its source topic at the offset the record's headers name.
+const MAX_DEAD_LETTER_PAYLOAD: usize = 64 * 1024;
+
+/// One Kafka message, borrowed from the consumer.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Broker or producer timestamp.
+    pub timestamp_ms: Option<i64>,
+    /// The value; `None` for a tombstone.
+    pub payload: Option<&'a [u8]>,
+}
+
+/// The routing stages of one running router. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    router: Router,
+    dispatcher: Dispatcher,
+    settler: Settler,
+    metrics: Metrics,
+    max_message_bytes: usize,
+    background: TaskTracker,
+}
+
+impl Pipeline {
+    /// A pipeline routing with `router` and delivering through `dispatcher`.
+    pub fn new(
+        router: Router,
+        dispatcher: Dispatcher,
+        settler: Settler,
+        max_message_bytes: usize,
+    ) -> Self {
+        let metrics = settler.metrics().clone();
+        Pipeline {
+            router,
+            dispatcher,
+            settler,
+            metrics,
+            max_message_bytes,
+            background: TaskTracker::new(),
+        }
+    }
+
+    /// Routes every event of `record`. Returns once each delivery is queued (waiting while a
+    /// queue is full) or a dead letter for it is under way.
+    pub async fn process(&self, record: Record<'_>, ack: MessageAck) {
+        self.metrics
+            .messages_consumed
+            .with_label_values(&[&record.topic])
+            .inc();
+        let origin = |index: u32| Origin {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            index,
+        };
+        match split(record.payload, self.max_message_bytes) {
+            Err(refused) => self.invalid(
+                origin(0),
+                refused.reason,
+                refused.message,
+                record.payload,
+                &ack,
+            ),
+            Ok(elements) => {
+                let received_at = Utc::now();
+                for (index, element) in elements.into_iter().enumerate() {
+                    let origin = origin(index as u32);
+                    match element {
+                        Err(refused) => self.invalid(
+                            origin,
+                            refused.reason,
+                            refused.message,
+                            record.payload,
+                            &ack,
+                        ),
+                        Ok(payload) => {
+                            let event = Event {
+                                origin,
+                                payload: Arc::new(payload),
+                                received_at,
+                                kafka_timestamp_ms: record.timestamp_ms,
+                            };
+                            self.route(event, &ack).await;
+                        }
+                    }
+                }
+            }
+        }
+        ack.finish();
+    }
+
+    async fn route(&self, event: Event, ack: &MessageAck) {
+        let topic = event.origin.topic.clone();
+        self.metrics
+            .events_consumed
+            .with_label_values(&[&topic])
+            .inc();
+        let routing = self.router.route(&event);
+        if routing.deliveries.is_empty() {
+            self.metrics
+                .events_unmatched
+                .with_label_values(&[&topic])
+                .inc();
+            return;
+        }
+        self.metrics
+            .events_matched
+            .with_label_values(&[&topic])
+            .inc();
+        for rendered in routing.deliveries {
+            let part = ack.part();
+            let id = webhook_id(&event.origin, &rendered.subscription.id);
+            match rendered.body {
+                Ok(body) => {
+                    let job = Job {
+                        subscription: rendered.subscription,
+                        webhook_id: id,
+                        event_type: routing.category.clone(),
+                        body,
+                        event: event.clone(),
+                        ack: part,
+                    };
+                    self.dispatcher.submit(job).await;
+                }
+                Err(e) => {
+                    self.metrics
+                        .render_errors
+                        .with_label_values(&[&rendered.subscription.id])
+                        .inc();
+                    let letter = DeadLetter {
+                        origin: event.origin.clone(),
+                        reason: Reason::Render,
+                        error: e.to_string(),
+                        subscription: Some(rendered.subscription.id.to_string()),
+                        webhook_id: Some(id),
+                        attempts: 0,
+                        status: None,
+                        payload: serde_json::to_vec(&*event.payload)
+                            .expect("a JSON value serialises"),
+                    };
+                    self.dead_letter(letter, part);
+                }
+            }
+        }
+    }
+
+    fn invalid(
+        &self,
+        origin: Origin,
+        reason: Reason,
+        error: String,
+        payload: Option<&[u8]>,
+        ack: &MessageAck,
+    ) {
+        self.metrics
+            .messages_invalid
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        let bytes = payload.unwrap_or_default();
+        let kept = &bytes[..bytes.len().min(MAX_DEAD_LETTER_PAYLOAD)];
+        let letter = DeadLetter::input(origin, reason, error, kept.to_vec());
+        self.dead_letter(letter, ack.part());
+    }
+
+    /// Dead-letters in the background so a slow dead-letter topic does not stall reading;
+    /// the ack keeps the offset from being committed until the write is acknowledged.
+    fn dead_letter(&self, letter: DeadLetter, ack: Ack) {
+        let settler = self.settler.clone();
+        self.background
+            .spawn(async move { settler.dead_letter(letter, ack).await });
+    }
+
+    /// Waits up to `grace` for background dead-letter writes to finish.
+    pub async fn drain(&self, grace: Duration) {
+        self.background.close();
+        let _ = tokio::time::timeout(grace, self.background.wait()).await;
+    }
+}

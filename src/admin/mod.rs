@@ -1,1 +1,57 @@
-//! The admin HTTP server.
+//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz` and the `/api/v1` routes.
+
+mod health;
+
+use std::path::PathBuf;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router as HttpRouter;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::rules::Router;
+
+/// What the admin handlers read. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Every metric.
+    pub metrics: Metrics,
+    /// The live rules.
+    pub router: Router,
+    /// Where rules are reloaded from.
+    pub rules_dir: PathBuf,
+}
+
+/// The admin routes.
+pub fn router(state: AdminState) -> HttpRouter {
+    HttpRouter::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AdminState>,
+) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// Serves the admin API on a bound `listener` until `stop`.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    stop: CancellationToken,
+) {
+    if let Err(e) = axum::serve(listener, router(state))
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+}

@@ -1,6 +1,8 @@
 //! The `hookline` commands. `main.rs` only parses and calls [`main`].
 
 pub mod check;
+pub mod dev;
+pub mod run;
 pub mod test;
 
 use std::path::PathBuf;
@@ -20,12 +22,14 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the router against the configured Kafka cluster.
+    /// Run the router against the configured Kafka cluster until SIGINT/SIGTERM.
     Run {
         /// Configuration file (default: ./hookline.toml when it exists).
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run everything in-process (broker, receiver, router) on the example rules and events.
+    Dev(dev::DevArgs),
     /// Validate a rules directory; prints `file:line:col: message` per problem, exit 1 if any.
     Check(check::CheckArgs),
     /// Dry-run rules against events, or run a routing test-cases file. No Kafka involved.
@@ -36,10 +40,37 @@ pub enum Command {
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => {
-            let _ = config;
-            anyhow::bail!("not yet")
+            init_logging();
+            runtime()?.block_on(run::run(config))
+        }
+        Command::Dev(args) => {
+            init_logging();
+            runtime()?.block_on(dev::run(args))
         }
         Command::Check(args) => check::run(args),
         Command::Test(args) => test::run(args),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs to stderr; `HOOKLINE_LOG` (or `RUST_LOG`) filters, `HOOKLINE_LOG_FORMAT=json` for JSON.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("HOOKLINE_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr);
+    if std::env::var("HOOKLINE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

@@ -9,7 +9,7 @@
 //!   shutdown (then the event is re-delivered after restart).
 
 pub mod config;
-mod dispatcher;
+pub mod dispatcher;
 mod worker;
 
 pub use config::{SubscriptionConfig, SubscriptionSettings, SubscriptionStatus};

@@ -14,6 +14,12 @@ use std::sync::Arc;
 pub trait SettleSink: Send + Sync + 'static {
     /// The message at `offset` of `partition` (within assignment `generation`) is settled.
     fn settled(&self, topic: &str, partition: i32, generation: u64, offset: i64);
+
+    /// A part of the message was dropped unsettled: its offset must never be committed by
+    /// this process. Called once, instead of [`SettleSink::settled`].
+    fn abandoned(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
+        let _ = (topic, partition, generation, offset);
+    }
 }
 
 struct Shared {
@@ -29,9 +35,13 @@ struct Shared {
 
 impl Shared {
     fn release(&self) {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
-            && !self.poisoned.load(Ordering::Acquire)
-        {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            self.sink
+                .abandoned(&self.topic, self.partition, self.generation, self.offset);
+        } else {
             self.sink
                 .settled(&self.topic, self.partition, self.generation, self.offset);
         }

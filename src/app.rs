@@ -1,0 +1,209 @@
+//! One running router: every stage built from [`Settings`], started, and stopped in the order
+//! that keeps the delivery guarantee (stop reading, let deliveries finish, commit, leave).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::FutureProducer;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::config::Settings;
+use crate::deliver::{dispatcher::BuildError, Dispatcher};
+use crate::dlq::DeadLetterProducer;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::rules::{LoadError, Router, RuleSet};
+use crate::settle::Settler;
+use crate::source::{Source, SourceError};
+
+/// The router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The rule files are invalid.
+    #[error("rules in {dir} are invalid")]
+    Rules {
+        /// The rules directory.
+        dir: String,
+        /// Every problem.
+        #[source]
+        source: LoadError,
+    },
+    /// The Kafka consumer could not be created or subscribed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The dead-letter producer could not be created.
+    #[error("cannot create the dead-letter producer")]
+    Producer(#[source] rdkafka::error::KafkaError),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Http(#[from] BuildError),
+    /// The admin address could not be bound.
+    #[error("cannot listen on {addr} for the admin API")]
+    Admin {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started router.
+pub struct Running {
+    /// Its metrics.
+    pub metrics: Metrics,
+    /// The live rules.
+    pub router: Router,
+    /// Where the admin API listens (useful with port 0).
+    pub admin_addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Asks the router to stop; [`Running::wait`] returns when it has.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// A token that stops the router when cancelled.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Waits until the router has stopped (after [`Running::stop`]).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// The librdkafka configuration for the dead-letter producer.
+fn producer_config(settings: &Settings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.kafka.brokers);
+    for (key, value) in &settings.kafka.options {
+        // Consumer-only options would make the producer complain; the shared ones (security,
+        // SASL, TLS, client.id) are what users put here.
+        if !key.starts_with("group.")
+            && !key.starts_with("auto.")
+            && !key.starts_with("enable.auto")
+        {
+            config.set(key, value);
+        }
+    }
+    // Every acknowledged dead letter must be on all in-sync replicas before its offset settles.
+    config.set("acks", "all");
+    config
+}
+
+/// Loads the rules, builds every stage and starts reading.
+pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    let metrics = Metrics::new();
+    let rules = RuleSet::load_dir(&settings.rules.dir).map_err(|source| StartError::Rules {
+        dir: settings.rules.dir.display().to_string(),
+        source,
+    })?;
+    metrics.rule_reloads.with_label_values(&["ok"]).inc();
+    metrics
+        .rules_loaded_timestamp
+        .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+    let topics = rules.topic_patterns();
+    let subscriptions = rules.subscriptions().to_vec();
+    let router = Router::new(rules);
+
+    let stop = CancellationToken::new();
+    // Cancelled only after the shutdown grace: until then dead-letter writes keep retrying.
+    let hard_stop = CancellationToken::new();
+    let producer: FutureProducer = producer_config(&settings)
+        .create()
+        .map_err(StartError::Producer)?;
+    let dlq = DeadLetterProducer::new(producer, settings.kafka.dead_letter_topic.clone());
+    let settler = Settler::new(dlq, metrics.clone(), hard_stop.clone());
+    let dispatcher = Dispatcher::new(settler.clone(), settings.delivery.clone())?;
+    dispatcher.apply(&subscriptions);
+    let pipeline = Pipeline::new(
+        router.clone(),
+        dispatcher.clone(),
+        settler,
+        settings.kafka.max_message_bytes,
+    );
+    let source = Arc::new(Source::new(&settings.kafka, metrics.clone())?);
+    source.subscribe(&topics)?;
+
+    let listener = tokio::net::TcpListener::bind(settings.admin_listen)
+        .await
+        .map_err(|source| StartError::Admin {
+            addr: settings.admin_listen,
+            source,
+        })?;
+    let admin_addr = listener.local_addr().map_err(|source| StartError::Admin {
+        addr: settings.admin_listen,
+        source,
+    })?;
+    let admin_state = AdminState {
+        metrics: metrics.clone(),
+        router: router.clone(),
+        rules_dir: settings.rules.dir.clone(),
+    };
+    tokio::spawn(admin::serve_on(listener, admin_state, stop.clone()));
+    tokio::spawn(follow_rule_changes(
+        router.clone(),
+        dispatcher.clone(),
+        source.clone(),
+        stop.clone(),
+    ));
+    tracing::info!(topics = ?topics, subscriptions = subscriptions.len(), admin = %admin_addr, "hookline started");
+
+    let task = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            source.run(&pipeline, stop).await;
+            tracing::info!(grace = ?settings.shutdown_grace, "stopping: finishing deliveries in flight");
+            dispatcher.shutdown(settings.shutdown_grace).await;
+            pipeline.drain(settings.shutdown_grace).await;
+            hard_stop.cancel();
+            source.commit().await;
+            tracing::info!(
+                unsettled = source.offsets().pending(),
+                "stopped; unsettled events will be re-delivered"
+            );
+        })
+    };
+    Ok(Running {
+        metrics,
+        router,
+        admin_addr,
+        stop,
+        task,
+    })
+}
+
+/// After every rule reload: start and stop subscription queues, and follow topic changes.
+async fn follow_rule_changes(
+    router: Router,
+    dispatcher: Dispatcher,
+    source: Arc<Source>,
+    stop: CancellationToken,
+) {
+    let mut changes = router.watch();
+    let mut topics = router.current().topic_patterns();
+    loop {
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = stop.cancelled() => return,
+        }
+        let rules = changes.borrow_and_update().clone();
+        dispatcher.apply(rules.subscriptions());
+        let now = rules.topic_patterns();
+        if now != topics {
+            match source.subscribe(&now) {
+                Ok(()) => tracing::info!(topics = ?now, "subscribed to the new rules' topics"),
+                Err(e) => tracing::error!(error = %e, "cannot subscribe to the new rules' topics"),
+            }
+            topics = now;
+        }
+    }
+}

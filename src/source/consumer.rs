@@ -1,0 +1,181 @@
+//! The Kafka consumer-group loop: read, hand each message to the pipeline with its ack, and
+//! commit settled positions on an interval, on revoke (see [`super::context`]) and on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::context::{commit_list, SourceContext};
+use super::offsets::Offsets;
+use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, Record};
+
+/// The source could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// librdkafka refused the configuration.
+    #[error("cannot create the Kafka consumer")]
+    Create(#[source] KafkaError),
+    /// Subscribing failed.
+    #[error("cannot subscribe to {topics:?}")]
+    Subscribe {
+        /// The patterns.
+        topics: Vec<String>,
+        /// Why.
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// Options hookline sets itself because the delivery guarantee depends on them; a user value
+/// for one of these is overridden (and logged).
+const OWNED_OPTIONS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("enable.partition.eof", "false"),
+];
+
+/// The librdkafka configuration for the source consumer.
+pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", &kafka.group_id)
+        // A new group starts at the beginning: a router must not skip events that were
+        // already waiting when it was first deployed.
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "5000");
+    for (key, value) in &kafka.options {
+        config.set(key, value);
+    }
+    for (key, value) in OWNED_OPTIONS {
+        if kafka.options.get(*key).is_some_and(|v| v != value) {
+            tracing::warn!(
+                option = key,
+                "kafka option is managed by hookline; ignoring the configured value"
+            );
+        }
+        config.set(*key, *value);
+    }
+    config
+}
+
+/// The consumer and its offset state.
+pub struct Source {
+    consumer: Arc<StreamConsumer<SourceContext>>,
+    offsets: Offsets,
+    commit_interval: Duration,
+}
+
+impl Source {
+    /// Creates the consumer (it connects lazily).
+    pub fn new(kafka: &KafkaConfig, metrics: Metrics) -> Result<Self, SourceError> {
+        let offsets = Offsets::new(kafka.max_inflight_messages, metrics.clone());
+        let context = SourceContext {
+            offsets: offsets.clone(),
+            metrics,
+        };
+        let consumer = consumer_config(kafka)
+            .create_with_context(context)
+            .map_err(SourceError::Create)?;
+        Ok(Source {
+            consumer: Arc::new(consumer),
+            offsets,
+            commit_interval: kafka.commit_interval,
+        })
+    }
+
+    /// Subscribes to `topics` (names, or `^regex` patterns), replacing any earlier set.
+    pub fn subscribe(&self, topics: &[String]) -> Result<(), SourceError> {
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        self.consumer
+            .subscribe(&refs)
+            .map_err(|source| SourceError::Subscribe {
+                topics: topics.to_vec(),
+                source,
+            })
+    }
+
+    /// The offset state.
+    pub fn offsets(&self) -> &Offsets {
+        &self.offsets
+    }
+
+    /// Reads until `stop`, handing every message to `pipeline`. Commits settled positions every
+    /// `commit_interval` meanwhile. Returns with messages possibly still in flight: stop the
+    /// delivery stage, then call [`Source::commit`] once more.
+    pub async fn run(&self, pipeline: &Pipeline, stop: CancellationToken) {
+        let committer = {
+            let consumer = self.consumer.clone();
+            let offsets = self.offsets.clone();
+            let interval = self.commit_interval;
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => commit(&consumer, &offsets).await,
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            })
+        };
+        loop {
+            let received = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                m = self.consumer.recv() => m,
+            };
+            let message = match received {
+                Ok(m) => m,
+                Err(e) => {
+                    // Transient broker and network errors surface here; librdkafka recovers
+                    // by itself, so report and keep reading.
+                    tracing::warn!(error = %e, "kafka consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let topic: Arc<str> = message.topic().into();
+            let ack = self
+                .offsets
+                .read(topic.clone(), message.partition(), message.offset())
+                .await;
+            let record = Record {
+                topic,
+                partition: message.partition(),
+                offset: message.offset(),
+                timestamp_ms: message.timestamp().to_millis(),
+                payload: message.payload(),
+            };
+            pipeline.process(record, ack).await;
+        }
+        let _ = committer.await;
+    }
+
+    /// Commits every position that moved, and waits for the broker's answer.
+    pub async fn commit(&self) {
+        commit(&self.consumer, &self.offsets).await;
+    }
+}
+
+async fn commit(consumer: &Arc<StreamConsumer<SourceContext>>, offsets: &Offsets) {
+    let commits = offsets.take_commits();
+    if commits.is_empty() {
+        return;
+    }
+    let consumer = consumer.clone();
+    // A synchronous commit blocks for a broker round trip: keep it off the async workers.
+    let _ = tokio::task::spawn_blocking(move || {
+        let result = consumer.commit(&commit_list(&commits), CommitMode::Sync);
+        consumer.context().record_commit(&result, &commits);
+    })
+    .await;
+}

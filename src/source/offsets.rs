@@ -1,0 +1,125 @@
+//! The shared offset state: the tracker, the bound on messages in flight, and the
+//! [`SettleSink`] that settling acks report to.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+
+use super::ack::{MessageAck, SettleSink};
+use super::watermark::{Commit, OffsetTracker};
+use crate::metrics::Metrics;
+
+struct Inner {
+    tracker: Mutex<OffsetTracker>,
+    inflight: Semaphore,
+    metrics: Metrics,
+}
+
+/// Offset state shared by the consumer loop, the committer, the rebalance callbacks and every
+/// settling ack. Cheap to clone.
+#[derive(Clone)]
+pub struct Offsets {
+    inner: Arc<Inner>,
+}
+
+impl Offsets {
+    /// At most `max_inflight` messages may be read and unsettled at once.
+    pub fn new(max_inflight: usize, metrics: Metrics) -> Self {
+        Offsets {
+            inner: Arc::new(Inner {
+                tracker: Mutex::new(OffsetTracker::default()),
+                inflight: Semaphore::new(max_inflight),
+                metrics,
+            }),
+        }
+    }
+
+    /// Waits for room, registers the message as read, and returns its ack.
+    pub async fn read(&self, topic: Arc<str>, partition: i32, offset: i64) -> MessageAck {
+        self.inner
+            .inflight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+            .forget();
+        self.inner.metrics.inflight_messages.inc();
+        let generation = self.lock().read(&topic, partition, offset);
+        let sink: Arc<dyn SettleSink> = self.inner.clone();
+        MessageAck::new(topic, partition, generation, offset, sink)
+    }
+
+    /// Partitions were assigned.
+    pub fn assign(&self, partitions: &[(String, i32)]) {
+        let mut tracker = self.lock();
+        for (topic, partition) in partitions {
+            tracker.assign(topic, *partition);
+        }
+        self.inner
+            .metrics
+            .assigned_partitions
+            .set(tracker.assigned() as i64);
+    }
+
+    /// Partitions were revoked; returns their final positions to commit.
+    pub fn revoke(&self, partitions: &[(String, i32)]) -> Vec<Commit> {
+        let mut tracker = self.lock();
+        let commits = partitions
+            .iter()
+            .filter_map(|(topic, partition)| tracker.revoke(topic, *partition))
+            .collect();
+        self.inner
+            .metrics
+            .assigned_partitions
+            .set(tracker.assigned() as i64);
+        commits
+    }
+
+    /// Positions that moved since last taken.
+    pub fn take_commits(&self) -> Vec<Commit> {
+        self.lock().take_commits()
+    }
+
+    /// Offer these positions again.
+    pub fn commit_failed(&self, commits: &[Commit]) {
+        let mut tracker = self.lock();
+        commits.iter().for_each(|c| tracker.commit_failed(c));
+    }
+
+    /// Messages read and not yet settled, over every assigned partition.
+    pub fn pending(&self) -> usize {
+        self.lock().pending()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OffsetTracker> {
+        self.inner.tracker.lock().expect("offset tracker lock")
+    }
+}
+
+impl Inner {
+    fn release(&self) {
+        self.inflight.add_permits(1);
+        self.metrics.inflight_messages.dec();
+    }
+}
+
+impl SettleSink for Inner {
+    fn settled(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
+        self.tracker
+            .lock()
+            .expect("offset tracker lock")
+            .settle(topic, partition, generation, offset);
+        self.release();
+    }
+
+    fn abandoned(&self, topic: &str, partition: i32, _generation: u64, offset: i64) {
+        // The offset stays pending: this process will not commit past it, so the message is
+        // re-delivered after a restart or rebalance. Only the in-flight slot is given back.
+        tracing::warn!(
+            topic,
+            partition,
+            offset,
+            "message left unsettled; it will be re-delivered"
+        );
+        self.release();
+    }
+}

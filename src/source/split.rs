@@ -1,0 +1,130 @@
+//! From one Kafka message to events: a JSON object is one event, a JSON array is one event per
+//! element (Contrast and Wallarm send arrays). Anything else is refused with a reason, so the
+//! message can be dead-lettered instead of dropped.
+
+use serde_json::Value;
+
+use crate::dlq::Reason;
+
+/// Why a message (or one element of it) is not an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NotAnEvent {
+    /// The dead-letter reason.
+    pub reason: Reason,
+    /// What was wrong, for humans.
+    pub message: String,
+}
+
+/// One element of a message: an event, or why that element is not one.
+pub type Element = Result<Value, NotAnEvent>;
+
+/// Splits `payload` into events. `Err` means the whole message is unusable.
+pub fn split(payload: Option<&[u8]>, max_bytes: usize) -> Result<Vec<Element>, NotAnEvent> {
+    let bytes = payload.unwrap_or_default();
+    if bytes.len() > max_bytes {
+        return Err(NotAnEvent {
+            reason: Reason::TooLarge,
+            message: format!(
+                "message is {} bytes, more than kafka.max_message_bytes ({max_bytes})",
+                bytes.len()
+            ),
+        });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(NotAnEvent {
+            reason: Reason::NotJson,
+            message: "message is empty".into(),
+        });
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| NotAnEvent {
+        reason: Reason::NotJson,
+        message: format!("message is not JSON: {e}"),
+    })?;
+    match value {
+        Value::Object(_) => Ok(vec![Ok(value)]),
+        Value::Array(items) if items.is_empty() => Err(NotAnEvent {
+            reason: Reason::NotAnEvent,
+            message: "message is an empty JSON array".into(),
+        }),
+        Value::Array(items) => Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Object(_) => Ok(item),
+                other => Err(NotAnEvent {
+                    reason: Reason::NotAnEvent,
+                    message: format!("element {i} is {}, not a JSON object", kind(&other)),
+                }),
+            })
+            .collect()),
+        other => Err(NotAnEvent {
+            reason: Reason::NotAnEvent,
+            message: format!(
+                "message is {}, not a JSON object or an array of objects",
+                kind(&other)
+            ),
+        }),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn object_is_one_event() {
+        let out = split(Some(br#"{"a":1}"#), 100).unwrap();
+        assert_eq!(out, vec![Ok(json!({"a":1}))]);
+    }
+
+    #[test]
+    fn array_is_one_event_per_element_and_bad_elements_are_named() {
+        let out = split(Some(br#"[{"a":1}, 7, {"b":2}]"#), 100).unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0], Ok(json!({"a":1})));
+        let bad = out[1].clone().unwrap_err();
+        assert_eq!(bad.reason, Reason::NotAnEvent);
+        assert_eq!(bad.message, "element 1 is a number, not a JSON object");
+        assert_eq!(out[2], Ok(json!({"b":2})));
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let e = split(Some(b"not json"), 100).unwrap_err();
+        assert_eq!(e.reason, Reason::NotJson);
+        assert!(
+            e.message.starts_with("message is not JSON: expected ident"),
+            "{}",
+            e.message
+        );
+        assert_eq!(split(None, 100).unwrap_err().message, "message is empty");
+        assert_eq!(split(Some(b"  "), 100).unwrap_err().reason, Reason::NotJson);
+        assert_eq!(
+            split(Some(b"[]"), 100).unwrap_err().reason,
+            Reason::NotAnEvent
+        );
+        assert_eq!(
+            split(Some(b"\"x\""), 100).unwrap_err().message,
+            "message is a string, not a JSON object or an array of objects"
+        );
+        let big = split(Some(&[b' '; 101]), 100).unwrap_err();
+        assert_eq!(big.reason, Reason::TooLarge);
+        assert_eq!(
+            big.message,
+            "message is 101 bytes, more than kafka.max_message_bytes (100)"
+        );
+    }
+}
