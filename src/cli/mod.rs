@@ -1,5 +1,6 @@
 //! The `hookline` commands. `main.rs` only parses and calls [`main`].
 
+pub mod bench;
 pub mod check;
 pub mod dev;
 pub mod run;
@@ -30,6 +31,8 @@ pub enum Command {
     },
     /// Run everything in-process (broker, receiver, router) on the example rules and events.
     Dev(dev::DevArgs),
+    /// Push N events through the whole path to a local receiver; print throughput, latency, memory.
+    Bench(bench::BenchArgs),
     /// Validate a rules directory; prints `file:line:col: message` per problem, exit 1 if any.
     Check(check::CheckArgs),
     /// Dry-run rules against events, or run a routing test-cases file. No Kafka involved.
@@ -46,6 +49,10 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dev(args) => {
             init_logging();
             runtime()?.block_on(dev::run(args))
+        }
+        Command::Bench(args) => {
+            init_logging();
+            runtime()?.block_on(bench::run(args))
         }
         Command::Check(args) => check::run(args),
         Command::Test(args) => test::run(args),
