@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::rules::Router;
 use crate::settle::Settler;
 use crate::source::ack::{Ack, MessageAck};
+use crate::source::consumer::Handler;
 use crate::source::split::split;
 
 /// The most of an unusable message's bytes copied into its dead-letter record. The whole
@@ -71,6 +72,12 @@ impl Pipeline {
     /// Routes every event of `record`. Returns once each delivery is queued (waiting while a
     /// queue is full) or a dead letter for it is under way.
     pub async fn process(&self, record: Record<'_>, ack: MessageAck) {
+        self.handle(record, ack).await
+    }
+}
+
+impl Handler for Pipeline {
+    async fn handle(&self, record: Record<'_>, ack: MessageAck) {
         self.metrics
             .messages_consumed
             .with_label_values(&[&record.topic])
@@ -116,7 +123,9 @@ impl Pipeline {
         }
         ack.finish();
     }
+}
 
+impl Pipeline {
     async fn route(&self, event: Event, ack: &MessageAck) {
         let topic = event.origin.topic.clone();
         self.metrics

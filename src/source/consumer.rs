@@ -14,7 +14,18 @@ use super::context::{commit_list, SourceContext};
 use super::offsets::Offsets;
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, Record};
+use crate::pipeline::Record;
+
+/// What the read loop hands each message to, with the ack that settles it.
+pub trait Handler: Sync {
+    /// Takes one message. Returning means the message's parts are handed on (each holding an
+    /// [`Ack`](super::ack::Ack)); it need not be settled yet.
+    fn handle(
+        &self,
+        record: Record<'_>,
+        ack: super::ack::MessageAck,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
 
 /// The source could not start.
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +87,22 @@ pub struct Source {
 impl Source {
     /// Creates the consumer (it connects lazily).
     pub fn new(kafka: &KafkaConfig, metrics: Metrics) -> Result<Self, SourceError> {
+        Self::with_config(consumer_config(kafka), kafka, metrics)
+    }
+
+    /// Creates a consumer from an explicit librdkafka configuration (the retry-topic readers
+    /// use their own group).
+    pub fn with_config(
+        config: ClientConfig,
+        kafka: &KafkaConfig,
+        metrics: Metrics,
+    ) -> Result<Self, SourceError> {
         let offsets = Offsets::new(kafka.max_inflight_messages, metrics.clone());
         let context = SourceContext {
             offsets: offsets.clone(),
             metrics,
         };
-        let consumer = consumer_config(kafka)
+        let consumer = config
             .create_with_context(context)
             .map_err(SourceError::Create)?;
         Ok(Source {
@@ -107,10 +128,10 @@ impl Source {
         &self.offsets
     }
 
-    /// Reads until `stop`, handing every message to `pipeline`. Commits settled positions every
+    /// Reads until `stop`, handing every message to `handler`. Commits settled positions every
     /// `commit_interval` meanwhile. Returns with messages possibly still in flight: stop the
     /// delivery stage, then call [`Source::commit`] once more.
-    pub async fn run(&self, pipeline: &Pipeline, stop: CancellationToken) {
+    pub async fn run(&self, handler: &impl Handler, stop: CancellationToken) {
         let committer = {
             let consumer = self.consumer.clone();
             let offsets = self.offsets.clone();
@@ -155,7 +176,7 @@ impl Source {
                 timestamp_ms: message.timestamp().to_millis(),
                 payload: message.payload(),
             };
-            pipeline.process(record, ack).await;
+            handler.handle(record, ack).await;
         }
         let _ = committer.await;
     }
