@@ -57,7 +57,12 @@ impl Template {
                 };
                 let out = expr.eval(&data).map_err(|e| RenderError {
                     template: self.name.to_string(),
-                    reason: e.reason.to_string(),
+                    reason: format!(
+                        "{} (expression line {}, column {})",
+                        e.reason,
+                        e.line + 1,
+                        e.column + 1
+                    ),
                 })?;
                 if matches!(*out, Variable::Null) {
                     return Err(RenderError {

@@ -46,6 +46,10 @@ pub fn compile(parsed: Parsed) -> Result<RuleSet, LoadError> {
         .collect();
     let route_list = compile_routes(p, &routes, &sub_ids);
     if !problems.list.is_empty() {
+        // Reported in file order, whatever stage found them.
+        problems
+            .list
+            .sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         return Err(LoadError {
             problems: problems.list,
         });
@@ -93,12 +97,33 @@ fn entry<T: DeserializeOwned>(p: &mut Problems, node: &Node, kind: &str) -> Opti
                 None => kind.to_string(),
             };
             let msg = format!("{what}: {}", lower_first(&e.to_string()));
-            match e.start_mark() {
-                Some(m) => p.at_marker(Some(&m), msg),
-                None => p.at_node(node, msg),
+            // The library places unknown fields at their mapping; point at the key itself.
+            let key = match &*e {
+                marked_yaml::Error::UnknownFieldError(field, _, _) => find_key(node, field),
+                _ => None,
+            };
+            match (key, e.start_mark()) {
+                (Some(span), _) => p.at(&span, msg),
+                (None, Some(m)) => p.at_marker(Some(&m), msg),
+                (None, None) => p.at_node(node, msg),
             }
             None
         }
+    }
+}
+
+/// The first key named `name` under `node`, depth first.
+fn find_key(node: &Node, name: &str) -> Option<Span> {
+    match node {
+        Node::Mapping(m) => m.iter().find_map(|(k, v)| {
+            if k.as_str() == name {
+                Some(*k.span())
+            } else {
+                find_key(v, name)
+            }
+        }),
+        Node::Sequence(s) => s.iter().find_map(|n| find_key(n, name)),
+        Node::Scalar(_) => None,
     }
 }
 

@@ -21,6 +21,8 @@ pub mod reload;
 pub mod route;
 pub mod severity;
 pub mod source;
+#[cfg(test)]
+mod tests;
 
 pub use severity::Severity;
 

@@ -106,39 +106,28 @@ impl Problems {
             .map_or_else(|| "?".into(), |f| f.name.clone())
     }
 
-    /// Maps a 0-based line/column inside a scalar's value to the file. Plain and quoted
-    /// scalars start at the marker (quotes shift by one); block scalars (`|`, `>`) start on
-    /// the next line at its indentation. Folded scalars join lines, so positions inside them
-    /// are approximate; escapes in double-quoted scalars are not accounted for.
+    /// Maps a 0-based line/column inside a scalar's value to the file. The marker of a plain
+    /// or block scalar (`|`, `>`) is its first content character, and a literal block keeps
+    /// its lines, so line and column simply add; a quoted scalar's marker is the quote.
+    /// Folded scalars join lines, so positions past their first line are approximate, and
+    /// escapes in double-quoted scalars are not accounted for.
     fn expr_position(&self, start: &Marker, line: usize, column: usize) -> (usize, usize) {
         let text = self
             .files
             .get(start.source())
             .map_or("", |f| f.text.as_str());
-        let lines: Vec<&str> = text.lines().collect();
-        let first = lines
-            .get(start.line().saturating_sub(1))
-            .copied()
+        let first = text
+            .lines()
+            .nth(start.line().saturating_sub(1))
             .unwrap_or("");
-        let lead = first.chars().nth(start.column().saturating_sub(1));
-        match lead {
-            Some('|') | Some('>') => {
-                let content = lines
-                    .iter()
-                    .enumerate()
-                    .skip(start.line())
-                    .find(|(_, l)| !l.trim().is_empty());
-                match content {
-                    Some((i, l)) => {
-                        let indent = l.len() - l.trim_start().len();
-                        (i + 1 + line, indent + column + 1)
-                    }
-                    None => (start.line(), start.column()),
-                }
-            }
-            Some('"') | Some('\'') if line == 0 => (start.line(), start.column() + 1 + column),
-            _ if line == 0 => (start.line(), start.column() + column),
-            _ => (start.line() + line, column + 1),
+        let quoted = matches!(
+            first.chars().nth(start.column().saturating_sub(1)),
+            Some('"') | Some('\'')
+        );
+        if quoted && line == 0 {
+            (start.line(), start.column() + 1 + column)
+        } else {
+            (start.line() + line, start.column() + column)
         }
     }
 }
