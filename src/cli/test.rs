@@ -1,7 +1,15 @@
-//! `hookline test` (issue 3): a dry run of the rules, no Kafka.
+//! `hookline test`: a dry run of the rules, no Kafka. Either one event file
+//! (`--topic T --event FILE [--json]`) or a file of test cases (`--cases FILE`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use crate::metrics::Metrics;
+use crate::rules::{cases, Router, Routing, RuleSet};
 
 /// Arguments of `hookline test`.
 #[derive(Debug, clap::Args)]
@@ -12,16 +20,119 @@ pub struct TestArgs {
     /// Topic the event is read from.
     #[arg(long, requires = "event")]
     pub topic: Option<String>,
-    /// A file holding the event (a JSON object or array).
-    #[arg(long)]
+    /// A file holding the event (a JSON object, or an array: one event per element).
+    #[arg(long, requires = "topic")]
     pub event: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// A YAML file of routing test cases; passes or fails like a test suite.
+    #[arg(long, conflicts_with_all = ["topic", "event"], required_unless_present = "event")]
+    pub cases: Option<PathBuf>,
 }
 
-/// Runs the dry run.
+/// Runs the dry run or the cases.
 pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("issue 3: hookline test")
+    let rules = match RuleSet::load_dir(&args.rules) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            for p in &e.problems {
+                eprintln!("{p}");
+            }
+            anyhow::bail!("the rules in {} are invalid", args.rules.display());
+        }
+    };
+    if let Some(file) = &args.cases {
+        return run_cases(rules, file);
+    }
+    let (Some(topic), Some(event)) = (&args.topic, &args.event) else {
+        anyhow::bail!("give --topic and --event, or --cases");
+    };
+    let payloads = cases::read_events(event).map_err(anyhow::Error::msg)?;
+    let router = Router::shared(rules, Metrics::new());
+    let routings = cases::route_all(&router, topic, &payloads);
+    if args.json {
+        let out = json!({"events": routings.iter().map(to_json).collect::<Vec<_>>()});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).context("encoding")?
+        );
+    } else {
+        for (i, r) in routings.iter().enumerate() {
+            print_text(i, r);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One routed event as the `--json` output shows it.
+pub fn to_json(r: &Routing) -> Value {
+    let deliveries: Vec<Value> = r
+        .deliveries
+        .iter()
+        .map(|d| match &d.body {
+            Ok(body) => json!({"subscription": &*d.subscription.id, "body": body}),
+            Err(e) => {
+                json!({"subscription": &*d.subscription.id, "body": null, "error": e.to_string()})
+            }
+        })
+        .collect();
+    json!({
+        "category": r.category,
+        "severity": r.severity,
+        "raw_severity": r.raw_severity,
+        "event_id": r.event_id,
+        "routes": r.routes,
+        "deliveries": deliveries,
+        "suppressed": r.suppressed.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+    })
+}
+
+fn print_text(i: usize, r: &Routing) {
+    println!(
+        "event {}: category={} severity={} (raw {}) id={}",
+        i + 1,
+        r.category,
+        r.severity,
+        r.raw_severity.as_deref().unwrap_or("-"),
+        r.event_id.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  routes: {}",
+        if r.routes.is_empty() {
+            "(none)".to_string()
+        } else {
+            r.routes.join(", ")
+        }
+    );
+    for d in &r.deliveries {
+        match &d.body {
+            Ok(b) => println!("  -> {}: {}", d.subscription.id, b),
+            Err(e) => println!("  -> {}: RENDER ERROR {e}", d.subscription.id),
+        }
+    }
+    for s in &r.suppressed {
+        println!("  -> {s}: suppressed by dedup");
+    }
+}
+
+fn run_cases(rules: Arc<RuleSet>, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let results = cases::run(rules, file)?;
+    let failed = results.iter().filter(|r| !r.failures.is_empty()).count();
+    for r in &results {
+        if r.failures.is_empty() {
+            println!("ok    {}", r.name);
+        } else {
+            println!("FAIL  {} ({})", r.name, r.place);
+            for f in &r.failures {
+                println!("        {f}");
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", results.len() - failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

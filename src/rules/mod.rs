@@ -7,7 +7,22 @@
 //! - [`Router::route`] classifies one event, matches routes, and renders one body per
 //!   subscription (each subscription at most once).
 
+pub mod aliases;
+pub mod cases;
+pub mod compile;
+pub mod dedup;
+pub mod env;
+pub mod index;
+pub mod load;
+pub mod matcher;
+pub mod model;
+pub mod problems;
+pub mod reload;
+pub mod route;
 pub mod severity;
+pub mod source;
+#[cfg(test)]
+mod tests;
 
 pub use severity::Severity;
 
@@ -19,6 +34,8 @@ use serde_json::Value;
 
 use crate::deliver::SubscriptionSettings;
 use crate::event::Event;
+use crate::metrics::Metrics;
+use crate::render::Template;
 
 /// One problem in a rule file, reported as `file:line:col: message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,24 +109,48 @@ pub struct Routing {
 /// A compiled, immutable rule set.
 #[derive(Debug)]
 pub struct RuleSet {
-    _private: (),
+    sources: source::Sources,
+    routes: Vec<route::Route>,
+    index: index::RouteIndex,
+    subscriptions: Vec<Arc<SubscriptionSettings>>,
+    /// The template of each subscription, by position.
+    sub_templates: Vec<Arc<Template>>,
+    topic_patterns: Vec<String>,
 }
 
 impl RuleSet {
     /// Loads and compiles every `*.yaml` / `*.yml` file under `dir`.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadError> {
-        let _ = dir;
-        todo!("issue 3: rule engine")
+        Self::load_dir_with_env(dir, &|name| std::env::var(name).ok())
+    }
+
+    /// [`RuleSet::load_dir`] with `${NAME}` read through `env` instead of the process
+    /// environment (tests, and callers that layer variables).
+    pub fn load_dir_with_env(
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RuleSet, LoadError> {
+        compile::compile(load::parse_dir(dir, env))
     }
 
     /// Every subscription the rules define.
     pub fn subscriptions(&self) -> &[Arc<SubscriptionSettings>] {
-        todo!("issue 3: rule engine")
+        &self.subscriptions
     }
 
     /// Topics to subscribe to: literal names, or `^regex` patterns for globs (librdkafka syntax).
     pub fn topic_patterns(&self) -> Vec<String> {
-        todo!("issue 3: rule engine")
+        self.topic_patterns.clone()
+    }
+
+    /// Ids of the routes, in rule order.
+    pub fn route_ids(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|r| &*r.id)
+    }
+
+    /// Ids of the sources, in rule order.
+    pub fn source_ids(&self) -> impl Iterator<Item = &str> {
+        self.sources.list().iter().filter_map(|s| s.id.as_deref())
     }
 }
 
@@ -118,16 +159,32 @@ impl RuleSet {
 pub struct Router {
     current: Arc<std::sync::RwLock<Arc<RuleSet>>>,
     changes: tokio::sync::watch::Sender<Arc<RuleSet>>,
+    metrics: Metrics,
+    /// Outlives rule sets, so a reload does not forget what was delivered.
+    dedup: Arc<dedup::DedupStore>,
 }
 
 impl Router {
-    /// A router over `rules`.
+    /// A router over `rules`, counting into a private metrics registry.
     pub fn new(rules: RuleSet) -> Self {
-        let rules = Arc::new(rules);
+        Self::with_metrics(rules, Metrics::new())
+    }
+
+    /// A router over `rules` that counts unknown severities, dedup suppressions and render
+    /// errors into `metrics`.
+    pub fn with_metrics(rules: RuleSet, metrics: Metrics) -> Self {
+        Self::shared(Arc::new(rules), metrics)
+    }
+
+    /// A router over an already shared rule set (several routers, e.g. one per test case,
+    /// each with its own dedup memory).
+    pub fn shared(rules: Arc<RuleSet>, metrics: Metrics) -> Self {
         let (changes, _) = tokio::sync::watch::channel(rules.clone());
         Router {
             current: Arc::new(std::sync::RwLock::new(rules)),
             changes,
+            metrics,
+            dedup: Arc::new(dedup::DedupStore::new()),
         }
     }
 
@@ -148,9 +205,15 @@ impl Router {
         self.changes.subscribe()
     }
 
-    /// Classifies, matches and renders one event with the rules in force.
+    /// Classifies, matches and renders one event with the rules in force. The whole event is
+    /// routed with one rule set, even if a reload happens meanwhile.
     pub fn route(&self, event: &Event) -> Routing {
-        let _ = event;
-        todo!("issue 3: rule engine")
+        let rules = self.current();
+        route::route(&rules, event, &self.metrics, &self.dedup)
+    }
+
+    /// The metrics this router counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }

@@ -1,0 +1,287 @@
+//! Routing behaviour of whole rule sets.
+
+use serde_json::{json, Value};
+
+use super::{load, SUBS};
+use crate::event::{Event, Origin};
+use crate::metrics::Metrics;
+use crate::rules::{Router, Routing};
+
+fn router(rules: &str) -> Router {
+    Router::with_metrics(
+        load(&[("a.yaml", SUBS), ("b.yaml", rules)]).unwrap(),
+        Metrics::new(),
+    )
+}
+
+fn send(r: &Router, topic: &str, payload: Value) -> Routing {
+    let origin = Origin {
+        topic: topic.into(),
+        partition: 3,
+        offset: 42,
+        index: 1,
+    };
+    r.route(&Event::new(origin, payload))
+}
+
+fn subs(r: &Routing) -> Vec<String> {
+    r.deliveries
+        .iter()
+        .map(|d| d.subscription.id.to_string())
+        .collect()
+}
+
+#[test]
+fn every_matching_route_contributes_each_subscription_once() {
+    let r = router(
+        "routes:
+  - id: r1
+    match: {category: login}
+    to: [b, a]
+  - id: r2
+    match: {min_severity: medium}
+    to: [a, c]
+  - id: r3
+    match: {category: [other]}
+    to: [c]
+",
+    );
+    let out = send(&r, "t", json!({"type": "login", "severity": "high"}));
+    assert_eq!(out.routes, vec!["r1", "r2"]);
+    assert_eq!(subs(&out), vec!["b", "a", "c"]);
+    let out = send(&r, "t", json!({"type": "login", "severity": "low"}));
+    assert_eq!(out.routes, vec!["r1"]);
+    assert_eq!(subs(&out), vec!["b", "a"]);
+    let out = send(&r, "t", json!({"type": "x"}));
+    assert!(out.routes.is_empty() && out.deliveries.is_empty());
+}
+
+#[test]
+fn stop_ends_evaluation() {
+    let r = router(
+        "routes:
+  - id: drop-noise
+    match: {expr: \"event.noise == `true`\"}
+    stop: true
+  - id: first
+    match: {category: \"log*\"}
+    to: [a]
+    stop: true
+  - id: second
+    to: [b]
+",
+    );
+    let out = send(&r, "t", json!({"type": "login"}));
+    assert_eq!(out.routes, vec!["first"]);
+    assert_eq!(subs(&out), vec!["a"]);
+    let out = send(&r, "t", json!({"type": "login", "noise": true}));
+    assert_eq!(out.routes, vec!["drop-noise"]);
+    assert!(out.deliveries.is_empty());
+    let out = send(&r, "t", json!({"type": "other"}));
+    assert_eq!(out.routes, vec!["second"]);
+}
+
+#[test]
+fn route_topics_and_source_classification() {
+    let r = router(
+        "sources:
+  - id: vendor
+    topics: [\"vendor.*\"]
+    category: kind.name
+    severity: score
+    event_id: ref
+    bands: cvss
+    default_severity: medium
+    aliases: {bad: critical}
+routes:
+  - id: only-vendor
+    topics: [\"vendor.*\"]
+    match: {severity: [critical, high]}
+    to: [a]
+",
+    );
+    let out = send(
+        &r,
+        "vendor.x",
+        json!({"kind": {"name": "scan"}, "score": 7.5, "ref": "r-1"}),
+    );
+    assert_eq!(
+        (out.category.as_str(), out.severity.as_str()),
+        ("scan", "high")
+    );
+    assert_eq!(out.raw_severity.as_deref(), Some("7.5"));
+    assert_eq!(out.event_id.as_deref(), Some("r-1"));
+    assert_eq!(out.routes, vec!["only-vendor"]);
+    let out = send(&r, "vendor.x", json!({"score": "BAD"}));
+    assert_eq!(out.severity.as_str(), "critical");
+    // Another topic: the defaults apply and the route's topic filter excludes it.
+    let out = send(&r, "other", json!({"type": "scan", "severity": "critical"}));
+    assert_eq!(out.category, "scan");
+    assert!(out.routes.is_empty());
+}
+
+#[test]
+fn unknown_severities_fall_to_the_default_and_are_counted() {
+    let r = router(
+        "sources:
+  - id: v
+    topics: [v]
+    default_severity: high
+routes:
+  - id: r
+    match: {min_severity: high}
+    to: [a]
+",
+    );
+    let out = send(&r, "v", json!({"severity": "purple"}));
+    assert_eq!(out.severity.as_str(), "high");
+    assert_eq!(out.raw_severity.as_deref(), Some("purple"));
+    assert_eq!(
+        subs(&out),
+        vec!["a"],
+        "an unknown severity is never dropped silently"
+    );
+    let counted = r.metrics().severity_unknown.with_label_values(&["v"]).get();
+    assert_eq!(counted, 1);
+    send(&r, "v", json!({"severity": "low"}));
+    assert_eq!(
+        r.metrics().severity_unknown.with_label_values(&["v"]).get(),
+        1
+    );
+}
+
+#[test]
+fn templates_see_event_derived_fields_and_vars() {
+    let r = router(
+        "templates:
+  - id: t
+    vars: {team: blue, n: 3}
+    expression: >-
+      {team: vars.team, n: vars.n, cat: hookline.category, sev: hookline.severity,
+       raw: hookline.raw_severity, topic: hookline.topic, partition: hookline.partition,
+       offset: hookline.offset, key: hookline.key, id: hookline.event_id, user: event.user,
+       at: hookline.received_at}
+subscriptions:
+  - id: d
+    url: ${RECV}/d
+    template: t
+routes:
+  - id: r
+    to: [d, a]
+",
+    );
+    let out = send(
+        &r,
+        "t",
+        json!({"type": "login", "level": "ERROR", "id": 7, "user": "eve"}),
+    );
+    let body = out.deliveries[0].body.as_ref().unwrap();
+    assert_eq!(body["team"], "blue");
+    assert_eq!(body["n"], 3);
+    assert_eq!(body["cat"], "login");
+    assert_eq!(body["sev"], "high");
+    assert_eq!(body["raw"], "ERROR");
+    assert_eq!(body["topic"], "t");
+    assert_eq!(body["partition"], 3);
+    assert_eq!(body["offset"], 42);
+    assert_eq!(body["key"], "t/3/42/1");
+    assert_eq!(body["id"], "7");
+    assert_eq!(body["user"], "eve");
+    assert!(chrono::DateTime::parse_from_rfc3339(body["at"].as_str().unwrap()).is_ok());
+    // `a` has no template: raw.
+    assert_eq!(
+        out.deliveries[1].body.as_ref().unwrap(),
+        &json!({"type": "login", "level": "ERROR", "id": 7, "user": "eve"})
+    );
+}
+
+#[test]
+fn render_errors_are_per_subscription_and_counted() {
+    let r = router(
+        "templates:
+  - id: strict
+    expression: \"{n: length(event.n)}\"
+subscriptions:
+  - id: d
+    url: ${RECV}/d
+    template: strict
+routes:
+  - id: r
+    to: [d, a]
+",
+    );
+    let out = send(&r, "t", json!({"n": 5}));
+    let err = out.deliveries[0].body.as_ref().unwrap_err();
+    assert_eq!(err.template, "strict");
+    assert_eq!(
+        err.reason,
+        "Runtime error: Argument 0 expects type array|object|string, given number (expression line 1, column 11)"
+    );
+    assert!(
+        out.deliveries[1].body.is_ok(),
+        "other subscriptions still render"
+    );
+    assert_eq!(r.metrics().render_errors.with_label_values(&["d"]).get(), 1);
+    let ok = send(&r, "t", json!({"n": "abc"}));
+    assert_eq!(ok.deliveries[0].body.as_ref().unwrap(), &json!({"n": 3}));
+}
+
+#[test]
+fn disabled_subscriptions_receive_nothing() {
+    let r = router(
+        "subscriptions:
+  - id: off
+    url: ${RECV}/off
+    status: disabled
+    disable_reason: endpoint retired
+routes:
+  - id: r
+    to: [off, a]
+",
+    );
+    assert_eq!(subs(&send(&r, "t", json!({}))), vec!["a"]);
+}
+
+const DEDUP: &str = "routes:
+  - id: d
+    dedup: {key: \"join('/', [event.id, event.state])\", window: 1h}
+    to: [a, b]
+  - id: plain
+    match: {category: always}
+    to: [b]
+";
+
+#[test]
+fn dedup_suppresses_repeats_per_subscription_and_survives_reloads() {
+    let r = router(DEDUP);
+    let first = send(&r, "t", json!({"id": "n1", "state": "ongoing"}));
+    assert_eq!(subs(&first), vec!["a", "b"]);
+    let again = send(&r, "t", json!({"id": "n1", "state": "ongoing"}));
+    assert!(again.deliveries.is_empty());
+    assert_eq!(
+        again.suppressed,
+        vec!["a".into(), "b".into()] as Vec<std::sync::Arc<str>>
+    );
+    assert_eq!(
+        r.metrics().dedup_suppressed.with_label_values(&["a"]).get(),
+        1
+    );
+    // Another key is not a repeat.
+    assert_eq!(
+        subs(&send(&r, "t", json!({"id": "n1", "state": "end"}))),
+        vec!["a", "b"]
+    );
+    // A route without dedup still delivers to b; only a stays suppressed.
+    let both = send(
+        &r,
+        "t",
+        json!({"id": "n1", "state": "ongoing", "type": "always"}),
+    );
+    assert_eq!(subs(&both), vec!["b"]);
+    assert_eq!(both.suppressed, vec![std::sync::Arc::from("a")]);
+    // The memory lives in the router, not the rule set.
+    r.replace(load(&[("a.yaml", SUBS), ("b.yaml", DEDUP)]).unwrap());
+    assert!(send(&r, "t", json!({"id": "n1", "state": "ongoing"}))
+        .deliveries
+        .is_empty());
+}
