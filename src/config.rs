@@ -238,8 +238,7 @@ fn one_line(e: figment::Error) -> String {
 }
 
 #[cfg(test)]
-// figment's Jail returns its own large error type; that is its API, not ours.
-#[allow(clippy::result_large_err)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 mod tests {
     use super::*;
 

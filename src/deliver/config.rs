@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::auth::AuthSettings;
+use super::secret::Secret;
+use super::signing::Signer;
+use super::tls::TlsSettings;
+
 /// A subscription as written in a rule file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -81,14 +86,14 @@ pub struct AuthConfig {
     #[serde(default, rename = "type")]
     pub kind: AuthKind,
     /// For basic.
-    #[serde(default)]
-    pub username: Option<String>,
+    #[serde(default, alias = "userName")]
+    pub username: Option<Secret>,
     /// For basic.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// For the token types.
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Header name (`header`) or query parameter name (`querystring`).
     #[serde(default)]
     pub name: Option<String>,
@@ -118,7 +123,7 @@ pub enum AuthKind {
 #[serde(deny_unknown_fields)]
 pub struct SigningConfig {
     /// Secrets; each produces one `v1,` signature.
-    pub secrets: Vec<String>,
+    pub secrets: Vec<Secret>,
 }
 
 /// TLS options.
@@ -148,6 +153,14 @@ pub struct RateLimitConfig {
     /// Bucket size; `per_second` rounded up when absent.
     #[serde(default)]
     pub burst: Option<u32>,
+}
+
+impl RateLimitConfig {
+    /// `burst`, or `per_second` rounded up (at least 1).
+    pub fn burst(&self) -> u32 {
+        self.burst
+            .unwrap_or_else(|| self.per_second.ceil().clamp(1.0, u32::MAX as f64) as u32)
+    }
 }
 
 /// In-memory retries.
@@ -286,6 +299,14 @@ pub struct SubscriptionSettings {
     pub id: std::sync::Arc<str>,
     /// Parsed destination.
     pub url: reqwest::Url,
+    /// Credentials, prepared.
+    pub auth: AuthSettings,
+    /// Decoded signing keys (empty: requests carry id and timestamp but no signature).
+    pub signer: Signer,
+    /// TLS material, loaded.
+    pub tls: TlsSettings,
+    /// The static `headers`, parsed.
+    pub headers: reqwest::header::HeaderMap,
     /// The validated configuration it came from.
     pub config: SubscriptionConfig,
 }
@@ -298,12 +319,33 @@ pub struct InvalidSubscription {
     pub id: String,
     /// The offending field (`url`, `auth.token`, ...).
     pub field: &'static str,
-    /// What is wrong.
+    /// What is wrong (never a secret's value).
     pub reason: String,
 }
 
+/// Headers hookline sets itself; a subscription may not override them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+fn positive(d: Duration) -> Result<(), String> {
+    if d.is_zero() {
+        Err("must be greater than zero".into())
+    } else {
+        Ok(())
+    }
+}
+
 impl SubscriptionConfig {
-    /// Validates into settings. Checks only what needs no network (DNS is checked at connect).
+    /// Validates into settings. Checks only what needs no network (DNS is checked at connect);
+    /// reads the TLS files it names.
     pub fn validate(self) -> Result<SubscriptionSettings, InvalidSubscription> {
         let bad = |field: &'static str, reason: String| InvalidSubscription {
             id: self.id.clone(),
@@ -320,19 +362,111 @@ impl SubscriptionConfig {
                 format!("scheme {:?} is not http or https", url.scheme()),
             ));
         }
+        if !url.username().is_empty() || url.password().is_some() {
+            // Credentials in a URL end up in logs; `auth` keeps them out.
+            return Err(bad(
+                "url",
+                "must not contain credentials; use auth (type basic)".into(),
+            ));
+        }
+        let auth = AuthSettings::from_config(&self.auth).map_err(|e| bad(e.field, e.reason))?;
+        let signer = match &self.signing {
+            Some(signing) => Signer::from_secrets(&signing.secrets)
+                .map_err(|e| bad("signing.secrets", e.to_string()))?,
+            None => Signer::default(),
+        };
+        let tls =
+            TlsSettings::load(&self.tls).map_err(|e| bad(e.field(), super::client::chain(&e)))?;
+        let headers = self.parse_headers(&auth).map_err(|r| bad("headers", r))?;
+        positive(self.timeout).map_err(|r| bad("timeout", r))?;
         if self.concurrency == 0 {
             return Err(bad("concurrency", "must be at least 1".into()));
         }
         if self.queue == 0 {
             return Err(bad("queue", "must be at least 1".into()));
         }
-        if self.retry.attempts == 0 {
+        if let Some(rl) = &self.rate_limit {
+            if !(rl.per_second.is_finite() && rl.per_second > 0.0) {
+                return Err(bad(
+                    "rate_limit.per_second",
+                    "must be a number greater than zero".into(),
+                ));
+            }
+            if rl.burst == Some(0) {
+                return Err(bad("rate_limit.burst", "must be at least 1".into()));
+            }
+        }
+        let retry = &self.retry;
+        if retry.attempts == 0 {
             return Err(bad("retry.attempts", "must be at least 1".into()));
+        }
+        positive(retry.initial_backoff).map_err(|r| bad("retry.initial_backoff", r))?;
+        if retry.max_backoff < retry.initial_backoff {
+            return Err(bad(
+                "retry.max_backoff",
+                "must not be less than initial_backoff".into(),
+            ));
+        }
+        let breaker = &self.breaker;
+        if !(breaker.failure_ratio > 0.0 && breaker.failure_ratio <= 1.0) {
+            return Err(bad(
+                "breaker.failure_ratio",
+                format!("{} is not in (0, 1]", breaker.failure_ratio),
+            ));
+        }
+        if breaker.min_requests == 0 {
+            return Err(bad("breaker.min_requests", "must be at least 1".into()));
+        }
+        if breaker.consecutive_failures == 0 {
+            return Err(bad(
+                "breaker.consecutive_failures",
+                "must be at least 1".into(),
+            ));
+        }
+        positive(breaker.window).map_err(|r| bad("breaker.window", r))?;
+        positive(breaker.open_for).map_err(|r| bad("breaker.open_for", r))?;
+        if let Some(batch) = &self.batch {
+            if batch.max_events == 0 {
+                return Err(bad("batch.max_events", "must be at least 1".into()));
+            }
+            if batch.max_bytes < 2 {
+                return Err(bad("batch.max_bytes", "must be at least 2".into()));
+            }
         }
         Ok(SubscriptionSettings {
             id: self.id.as_str().into(),
             url,
+            auth,
+            signer,
+            tls,
+            headers,
             config: self,
         })
+    }
+
+    fn parse_headers(&self, auth: &AuthSettings) -> Result<reqwest::header::HeaderMap, String> {
+        use reqwest::header::{HeaderName, HeaderValue};
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in &self.headers {
+            let parsed = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a valid header name"))?;
+            if RESERVED_HEADERS.contains(&parsed.as_str()) {
+                return Err(format!(
+                    "{name:?} is set by hookline and cannot be overridden"
+                ));
+            }
+            if let AuthSettings::Header {
+                name: auth_name, ..
+            } = auth
+            {
+                if *auth_name == parsed {
+                    return Err(format!("{name:?} is already set by auth"));
+                }
+            }
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("the value of {name:?} is not a valid header value"))?;
+            map.insert(parsed, value);
+        }
+        Ok(map)
     }
 }

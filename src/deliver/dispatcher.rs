@@ -1,14 +1,21 @@
-//! Per-subscription queues and their workers.
+//! The dispatcher: one queue and one lane (the task driving the subscription's stack) per
+//! subscription, reconciled with each rule set.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::worker::Worker;
-use super::{Job, SubscriptionSettings};
+use super::client::{build_client, BuildError};
+use super::events::Observer;
+use super::lane::{Lane, Shared};
+use super::queue::{self, SendError};
+use super::ssrf::Guard;
+use super::tls::TlsSettings;
+use super::{Divert, DivertCause, Job, SubscriptionSettings};
 use crate::settle::Settler;
 
 /// Delivery-wide settings (from `[delivery]` in hookline.toml).
@@ -18,21 +25,16 @@ pub struct DeliverySettings {
     pub allow_networks: Vec<ipnet::IpNet>,
 }
 
-/// Building the HTTP client failed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client")]
-pub struct BuildError(#[source] reqwest::Error);
-
-struct Queue {
+struct LaneHandle {
     settings: Arc<SubscriptionSettings>,
-    sender: mpsc::Sender<Job>,
+    sender: queue::Sender,
+    update: watch::Sender<Arc<SubscriptionSettings>>,
+    observer: Observer,
 }
 
 struct Inner {
-    client: reqwest::Client,
-    settler: Settler,
-    queues: RwLock<HashMap<Arc<str>, Queue>>,
-    workers: TaskTracker,
+    shared: Arc<Shared>,
+    lanes: RwLock<HashMap<Arc<str>, LaneHandle>>,
 }
 
 /// Owns every subscription's queue. Cheap to clone.
@@ -42,100 +44,141 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher with no subscriptions yet; call [`Dispatcher::apply`].
+    /// A dispatcher with no subscriptions yet; call [`Dispatcher::apply`]. Fails if no HTTP
+    /// client can be built at all (a broken TLS backend), so that shows at startup.
     pub fn new(settler: Settler, settings: DeliverySettings) -> Result<Self, BuildError> {
-        let _ = settings;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("hookline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(BuildError)?;
+        let guard = Arc::new(Guard::new(settings.allow_networks));
+        build_client(&TlsSettings::default(), guard.clone(), 1)?;
         Ok(Dispatcher {
             inner: Arc::new(Inner {
-                client,
-                settler,
-                queues: RwLock::new(HashMap::new()),
-                workers: TaskTracker::new(),
+                shared: Arc::new(Shared {
+                    settler,
+                    guard,
+                    tasks: TaskTracker::new(),
+                    closing: CancellationToken::new(),
+                    abort: CancellationToken::new(),
+                    divert: RwLock::new(None),
+                }),
+                lanes: RwLock::new(HashMap::new()),
             }),
         })
     }
 
-    /// Starts queues for new or changed subscriptions and closes those of removed ones. A closed
-    /// queue's workers finish what it holds before they stop.
-    pub fn apply(&self, subscriptions: &[Arc<SubscriptionSettings>]) {
-        let mut queues = self.inner.queues.write().expect("queues lock");
-        queues.retain(|id, _| subscriptions.iter().any(|s| &s.id == id));
-        for sub in subscriptions {
-            if queues.get(&sub.id).is_some_and(|q| q.settings == *sub) {
-                continue;
-            }
-            let (sender, receiver) = mpsc::channel(sub.config.queue);
-            let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-            for _ in 0..sub.config.concurrency {
-                let worker = Worker::new(
-                    sub.clone(),
-                    self.inner.client.clone(),
-                    self.inner.settler.clone(),
-                );
-                self.inner.workers.spawn(worker.run(receiver.clone()));
-            }
-            queues.insert(
-                sub.id.clone(),
-                Queue {
-                    settings: sub.clone(),
-                    sender,
-                },
-            );
-        }
+    /// Installs the hook that takes jobs a full queue cannot hold and jobs whose in-memory
+    /// retries ran out (the durable retry topic).
+    pub fn set_divert(&self, divert: Arc<dyn Divert>) {
+        *self.inner.shared.divert.write().expect("divert lock") = Some(divert);
     }
 
-    /// Queues `job`, waiting while its subscription's queue is full.
-    pub async fn submit(&self, job: Job) {
-        let sender = {
-            let queues = self.inner.queues.read().expect("queues lock");
-            queues.get(&job.subscription.id).map(|q| q.sender.clone())
-        };
-        let metrics = self.inner.settler.metrics();
-        match sender {
-            Some(sender) => {
-                metrics
-                    .deliveries_submitted
-                    .with_label_values(&[&job.subscription.id])
-                    .inc();
-                metrics
-                    .queue_depth
-                    .with_label_values(&[&job.subscription.id])
-                    .inc();
-                if let Err(mpsc::error::SendError(job)) = sender.send(job).await {
-                    // The queue closed between lookup and send (a reload removed it): the
-                    // subscription no longer exists, so the rule set no longer wants this event.
-                    metrics
-                        .queue_depth
-                        .with_label_values(&[&job.subscription.id])
-                        .dec();
-                    self.inner.settler.dropped(&job.subscription.id, job.ack);
+    /// Reconciles the running lanes with `subscriptions`: unchanged ones keep their queue and
+    /// stack; changed ones keep their queue (and its order) and get a new stack while requests
+    /// in flight on the old one finish; removed ones deliver what they hold and stop.
+    pub fn apply(&self, subscriptions: &[Arc<SubscriptionSettings>]) {
+        let mut lanes = self.inner.lanes.write().expect("lanes lock");
+        // Dropping a handle closes its queue and settings channel: the lane drains and stops.
+        lanes.retain(|id, _| subscriptions.iter().any(|s| &s.id == id));
+        for sub in subscriptions {
+            match lanes.get_mut(&sub.id) {
+                Some(lane) if lane.settings == *sub => {}
+                Some(lane) => {
+                    lane.sender.set_capacity(sub.config.queue);
+                    lane.settings = sub.clone();
+                    let _ = lane.update.send(sub.clone());
+                }
+                None => {
+                    let (sender, receiver) = queue::bounded(sub.config.queue);
+                    let (update, updates) = watch::channel(sub.clone());
+                    let observer =
+                        Observer::new(sub.id.clone(), self.inner.shared.settler.metrics().clone());
+                    let lane = Lane::new(
+                        self.inner.shared.clone(),
+                        receiver,
+                        updates,
+                        observer.clone(),
+                    );
+                    self.inner.shared.tasks.spawn(lane.run());
+                    lanes.insert(
+                        sub.id.clone(),
+                        LaneHandle {
+                            settings: sub.clone(),
+                            sender,
+                            update,
+                            observer,
+                        },
+                    );
                 }
             }
-            None => {
-                let id = job.subscription.id.clone();
-                self.inner.settler.dropped(&id, job.ack);
-            }
         }
     }
 
-    /// Closes every queue and waits up to `grace` for workers to finish what they hold.
-    /// Whatever is unfinished then is left unsettled and re-delivered after a restart.
+    /// Queues `job`. Returns at once when there is room; when the subscription's queue is full
+    /// it offers the job to the [`Divert`] hook, or (without one, or if the hook gives it back)
+    /// waits for room. A job for a subscription that is not running is settled as dropped.
+    pub async fn submit(&self, job: Job) {
+        let lane = {
+            let lanes = self.inner.lanes.read().expect("lanes lock");
+            lanes
+                .get(&job.subscription.id)
+                .map(|l| (l.sender.clone(), l.observer.clone()))
+        };
+        let settler = &self.inner.shared.settler;
+        let Some((sender, observer)) = lane else {
+            let id = job.subscription.id.clone();
+            settler.dropped(&id, job.ack);
+            return;
+        };
+        settler
+            .metrics()
+            .deliveries_submitted
+            .with_label_values(&[&job.subscription.id])
+            .inc();
+        // Counted before it is queued, so the lane's count-down never sees it early.
+        observer.queue_depth(1);
+        let job = match sender.try_send(job) {
+            Ok(()) => return,
+            Err(SendError::Full(job)) => {
+                let divert = self.inner.shared.divert();
+                match divert {
+                    Some(divert) => {
+                        observer.queue_depth(-1);
+                        match divert.divert(*job, DivertCause::QueueFull).await {
+                            Ok(()) => return,
+                            Err(job) => {
+                                observer.queue_depth(1);
+                                sender.send(job).await
+                            }
+                        }
+                    }
+                    None => sender.send(*job).await,
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(SendError::Closed(job) | SendError::Full(job)) = job {
+            // The lane closed between lookup and send (a reload removed the subscription):
+            // the rule set no longer wants this event.
+            observer.queue_depth(-1);
+            settler.dropped(&job.subscription.id, job.ack);
+        }
+    }
+
+    /// Closes every queue; lanes deliver what they hold for up to `grace`, then whatever is
+    /// unfinished is abandoned unsettled and re-delivered after a restart.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.queues.write().expect("queues lock").clear();
-        self.inner.workers.close();
-        if tokio::time::timeout(grace, self.inner.workers.wait())
+        self.inner.lanes.write().expect("lanes lock").clear();
+        let shared = &self.inner.shared;
+        shared.closing.cancel();
+        shared.tasks.close();
+        if tokio::time::timeout(grace, shared.tasks.wait())
             .await
             .is_err()
         {
             tracing::warn!(
                 ?grace,
-                "delivery workers still busy at shutdown; their events will be re-delivered"
+                "deliveries still in flight at shutdown; their events will be re-delivered"
             );
+            shared.abort.cancel();
+            shared.tasks.wait().await;
         }
     }
 }
