@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::config::Settings;
-use crate::deliver::{dispatcher::BuildError, Dispatcher};
+use crate::deliver::{BuildError, Dispatcher};
 use crate::dlq::DeadLetterProducer;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;

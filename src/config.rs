@@ -160,7 +160,13 @@ impl Config {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file("hookline.toml")),
         }
-        figment.merge(Env::prefixed("HOOKLINE_").split("__"))
+        // Only `HOOKLINE_<SECTION>__<KEY>` is configuration; other HOOKLINE_* variables
+        // (HOOKLINE_LOG, secrets referenced from rule files) are not.
+        figment.merge(
+            Env::prefixed("HOOKLINE_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        )
     }
 
     /// Loads and validates in one step.
@@ -258,6 +264,7 @@ mod tests {
             )?;
             jail.set_env("HOOKLINE_KAFKA__GROUP_ID", "from-env");
             jail.set_env("HOOKLINE_KAFKA__OPTIONS__SASL_MECHANISM", "PLAIN");
+            jail.set_env("HOOKLINE_LOG", "debug"); // not configuration: ignored
             let s = Config::load(Some(Path::new("custom.toml"))).unwrap();
             assert_eq!(s.kafka.brokers, "a:1");
             assert_eq!(s.kafka.group_id, "from-env");
