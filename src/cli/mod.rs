@@ -43,15 +43,16 @@ pub enum Command {
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => {
-            init_logging();
+            init_logging("info");
             runtime()?.block_on(run::run(config))
         }
         Command::Dev(args) => {
-            init_logging();
+            // Quieter by default: the receiver's lines are what a newcomer wants to see.
+            init_logging("warn,hookline=warn");
             runtime()?.block_on(dev::run(args))
         }
         Command::Bench(args) => {
-            init_logging();
+            init_logging("warn");
             runtime()?.block_on(bench::run(args))
         }
         Command::Check(args) => check::run(args),
@@ -65,13 +66,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Logs to stderr; `HOOKLINE_LOG` (or `RUST_LOG`) filters, `HOOKLINE_LOG_FORMAT=json` for JSON.
-fn init_logging() {
+/// Logs to stderr; `HOOKLINE_LOG` (or `RUST_LOG`) filters (else `default`),
+/// `HOOKLINE_LOG_FORMAT=json` for JSON.
+fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("HOOKLINE_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".into());
+        .unwrap_or_else(|| default.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr);

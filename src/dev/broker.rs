@@ -11,8 +11,9 @@ use rdkafka::util::Timeout;
 
 /// A running mock cluster. Dropping it stops the brokers.
 pub struct DevBroker {
-    cluster: MockCluster<'static, DefaultProducerContext>,
+    // Declared first so it is dropped first: a client outliving the cluster logs errors.
     producer: FutureProducer,
+    cluster: MockCluster<'static, DefaultProducerContext>,
 }
 
 impl DevBroker {
