@@ -15,7 +15,7 @@ use crate::deliver::{BuildError, Dispatcher};
 use crate::dlq::DeadLetterProducer;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::rules::{LoadError, Router, RuleSet};
+use crate::rules::{reload, LoadError, Router};
 use crate::settle::Settler;
 use crate::source::{Source, SourceError};
 
@@ -102,17 +102,16 @@ fn producer_config(settings: &Settings) -> ClientConfig {
 /// Loads the rules, builds every stage and starts reading.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let metrics = Metrics::new();
-    let rules = RuleSet::load_dir(&settings.rules.dir).map_err(|source| StartError::Rules {
-        dir: settings.rules.dir.display().to_string(),
-        source,
+    let rules = reload::load_initial(&settings.rules.dir, &metrics).map_err(|source| {
+        StartError::Rules {
+            dir: settings.rules.dir.display().to_string(),
+            source,
+        }
     })?;
     metrics.rule_reloads.with_label_values(&["ok"]).inc();
-    metrics
-        .rules_loaded_timestamp
-        .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
     let topics = rules.topic_patterns();
     let subscriptions = rules.subscriptions().to_vec();
-    let router = Router::new(rules);
+    let router = Router::with_metrics(rules, metrics.clone());
 
     let stop = CancellationToken::new();
     // Cancelled only after the shutdown grace: until then dead-letter writes keep retrying.
@@ -149,6 +148,14 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         rules_dir: settings.rules.dir.clone(),
     };
     tokio::spawn(admin::serve_on(listener, admin_state, stop.clone()));
+    if settings.rules.watch {
+        tokio::spawn(reload::watch(
+            settings.rules.dir.clone(),
+            router.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ));
+    }
     tokio::spawn(follow_rule_changes(
         router.clone(),
         dispatcher.clone(),

@@ -1,12 +1,13 @@
 //! The admin HTTP server: `/metrics`, `/healthz`, `/readyz` and the `/api/v1` routes.
 
 mod health;
+mod rules;
 
 use std::path::PathBuf;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router as HttpRouter;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,9 @@ pub fn router(state: AdminState) -> HttpRouter {
         .route("/metrics", get(metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/api/v1/rules", get(rules::summary))
+        .route("/api/v1/rules/reload", post(rules::reload))
+        .route("/api/v1/rules/test", post(rules::dry_run))
         .with_state(state)
 }
 
