@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::rules::Router;
 use crate::settle::Settler;
 use crate::source::ack::{Ack, MessageAck};
-use crate::source::consumer::Handler;
+use crate::source::consumer::{Flow, Handler};
 use crate::source::split::split;
 
 /// The most of an unusable message's bytes copied into its dead-letter record. The whole
@@ -72,12 +72,12 @@ impl Pipeline {
     /// Routes every event of `record`. Returns once each delivery is queued (waiting while a
     /// queue is full) or a dead letter for it is under way.
     pub async fn process(&self, record: Record<'_>, ack: MessageAck) {
-        self.handle(record, ack).await
+        self.handle(record, ack).await;
     }
 }
 
 impl Handler for Pipeline {
-    async fn handle(&self, record: Record<'_>, ack: MessageAck) {
+    async fn handle(&self, record: Record<'_>, ack: MessageAck) -> Flow {
         self.metrics
             .messages_consumed
             .with_label_values(&[&record.topic])
@@ -122,6 +122,7 @@ impl Handler for Pipeline {
             }
         }
         ack.finish();
+        Flow::Next
     }
 }
 
@@ -156,6 +157,7 @@ impl Pipeline {
                         body,
                         event: event.clone(),
                         ack: part,
+                        retry_round: 0,
                     };
                     self.dispatcher.submit(job).await;
                 }

@@ -195,6 +195,7 @@ mod tests {
             body: body.clone(),
             event: Event::new(origin, body),
             ack: Ack::detached(),
+            retry_round: 0,
         }
     }
 

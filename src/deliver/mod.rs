@@ -59,6 +59,9 @@ pub struct Job {
     pub event: Event,
     /// Settled exactly once when the job is done with.
     pub ack: Ack,
+    /// How many rounds of the durable retry schedule this job has been through (0 when it
+    /// comes straight from the source topic).
+    pub retry_round: u32,
 }
 
 /// Why a job is offered to the [`Divert`] hook.

@@ -158,6 +158,7 @@ mod tests {
             body: serde_json::Value::Null,
             event: Event::new(origin, serde_json::Value::Null),
             ack: Ack::detached(),
+            retry_round: 0,
         }
     }
 

@@ -20,6 +20,12 @@ pub trait SettleSink: Send + Sync + 'static {
     fn abandoned(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
         let _ = (topic, partition, generation, offset);
     }
+
+    /// The message was handed back unprocessed and will be read again (the consumer seeks
+    /// back to it): forget it was read. Called instead of the other two.
+    fn unread(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
+        let _ = (topic, partition, generation, offset);
+    }
 }
 
 struct Shared {
@@ -83,6 +89,15 @@ impl MessageAck {
         Ack {
             shared: Some(self.shared.clone()),
         }
+    }
+
+    /// The message was not processed and will be read again: it must neither settle nor
+    /// count as abandoned. Only valid before any part was handed out.
+    pub fn unread(mut self) {
+        debug_assert_eq!(self.shared.remaining.load(Ordering::Acquire), 1, "parts were handed out");
+        self.finished = true;
+        let s = &self.shared;
+        s.sink.unread(&s.topic, s.partition, s.generation, s.offset);
     }
 
     /// No more parts will be added. A message with no parts (nothing matched) settles here.

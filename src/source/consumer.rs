@@ -8,8 +8,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use super::ack::MessageAck;
 use super::context::{commit_list, SourceContext};
 use super::offsets::Offsets;
 use crate::config::KafkaConfig;
@@ -18,13 +20,27 @@ use crate::pipeline::Record;
 
 /// What the read loop hands each message to, with the ack that settles it.
 pub trait Handler: Sync {
-    /// Takes one message. Returning means the message's parts are handed on (each holding an
+    /// Takes one message. [`Flow::Next`] means its parts are handed on (each holding an
     /// [`Ack`](super::ack::Ack)); it need not be settled yet.
     fn handle(
         &self,
         record: Record<'_>,
-        ack: super::ack::MessageAck,
-    ) -> impl std::future::Future<Output = ()> + Send;
+        ack: MessageAck,
+    ) -> impl std::future::Future<Output = Flow> + Send;
+}
+
+/// What the read loop does after a message.
+pub enum Flow {
+    /// Read on.
+    Next,
+    /// The message is not due yet: hand it back, pause its partition until `until`, and read
+    /// it again then. Other partitions, heartbeats and rebalances go on meanwhile.
+    Later {
+        /// When to read it again.
+        until: std::time::SystemTime,
+        /// Its untouched ack.
+        ack: MessageAck,
+    },
 }
 
 /// The source could not start.
@@ -176,9 +192,37 @@ impl Source {
                 timestamp_ms: message.timestamp().to_millis(),
                 payload: message.payload(),
             };
-            handler.handle(record, ack).await;
+            if let Flow::Later { until, ack } = handler.handle(record, ack).await {
+                ack.unread();
+                self.postpone(&message.topic().to_string(), message.partition(), message.offset(), until);
+            }
         }
         let _ = committer.await;
+    }
+
+    /// Pauses `partition` and rewinds it to `offset`, to be resumed at `until`.
+    fn postpone(&self, topic: &str, partition: i32, offset: i64, until: std::time::SystemTime) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(topic, partition, error = %e, "cannot pause partition");
+        }
+        // Seeking drops whatever librdkafka already fetched past `offset` for this partition.
+        if let Err(e) =
+            self.consumer
+                .seek(topic, partition, Offset::Offset(offset), Duration::from_secs(10))
+        {
+            tracing::warn!(topic, partition, offset, error = %e, "cannot rewind partition");
+        }
+        let consumer = self.consumer.clone();
+        let wait = until
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            // After a rebalance the partition may belong to someone else: nothing to resume.
+            let _ = consumer.resume(&tpl);
+        });
     }
 
     /// Commits every position that moved, and waits for the broker's answer.

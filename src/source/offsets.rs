@@ -111,6 +111,14 @@ impl SettleSink for Inner {
         self.release();
     }
 
+    fn unread(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
+        self.tracker
+            .lock()
+            .expect("offset tracker lock")
+            .unread(topic, partition, generation, offset);
+        self.release();
+    }
+
     fn abandoned(&self, topic: &str, partition: i32, _generation: u64, offset: i64) {
         // The offset stays pending: this process will not commit past it, so the message is
         // re-delivered after a restart or rebalance. Only the in-flight slot is given back.

@@ -34,6 +34,13 @@ impl PartitionTracker {
         self.pending.remove(&offset);
     }
 
+    /// `offset`, the last offset read, will be read again: as if it had never been read.
+    pub fn unread(&mut self, offset: i64) {
+        self.pending.remove(&offset);
+        debug_assert_eq!(self.next, Some(offset + 1), "only the last offset read can be unread");
+        self.next = Some(offset);
+    }
+
     /// Offsets read but unsettled.
     pub fn pending(&self) -> usize {
         self.pending.len()
@@ -141,6 +148,15 @@ impl OffsetTracker {
         }
     }
 
+    /// `offset` of the given assignment will be read again.
+    pub fn unread(&mut self, topic: &str, partition: i32, generation: u64, offset: i64) {
+        if let Some(a) = self.partitions.get_mut(&(topic.into(), partition)) {
+            if a.generation == generation {
+                a.tracker.unread(offset);
+            }
+        }
+    }
+
     /// Positions that moved since they were last taken.
     pub fn take_commits(&mut self) -> Vec<Commit> {
         let mut out: Vec<Commit> = self
@@ -219,6 +235,19 @@ mod tests {
         assert_eq!(t.watermark(), Some(3));
         t.settle(3);
         assert_eq!(t.watermark(), Some(8));
+    }
+
+    #[test]
+    fn an_unread_offset_holds_the_watermark_back() {
+        let mut t = PartitionTracker::default();
+        t.read(4);
+        t.read(5);
+        t.settle(4);
+        t.unread(5); // postponed: it will be read again
+        assert_eq!(t.watermark(), Some(5), "never commit past a message handed back");
+        t.read(5);
+        t.settle(5);
+        assert_eq!(t.watermark(), Some(6));
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl Harness {
             body: body.clone(),
             event: Event::new(origin, json!({"original": offset, "body": body})),
             ack,
+            retry_round: 0,
         }
     }
 
