@@ -40,6 +40,12 @@ pub struct KafkaConfig {
     /// How often settled offsets are committed.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
+    /// Durable retry tiers are `<retry_topic_prefix>.<delay>` (`hookline.retry.5m`).
+    pub retry_topic_prefix: String,
+    /// Create the dead-letter and retry topics at start-up when they are missing.
+    pub create_topics: bool,
+    /// Partitions of the topics hookline creates.
+    pub topic_partitions: i32,
     /// Messages larger than this are dead-lettered as `too-large`.
     pub max_message_bytes: usize,
     /// Messages read but not yet settled, at most; the consumer waits beyond it.
@@ -55,6 +61,9 @@ impl Default for KafkaConfig {
             brokers: "localhost:9092".into(),
             group_id: "hookline".into(),
             dead_letter_topic: "hookline.dlq".into(),
+            retry_topic_prefix: "hookline.retry".into(),
+            create_topics: true,
+            topic_partitions: 3,
             commit_interval: Duration::from_secs(1),
             max_message_bytes: 1024 * 1024,
             max_inflight_messages: 10_000,
@@ -109,6 +118,11 @@ pub struct DeliveryConfig {
     /// re-delivered after restart.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Move deliveries whose receiver is down to the durable retry topic (else they wait in
+    /// memory, and are dead-lettered once their in-memory retries are spent).
+    pub durable_retries: bool,
+    /// Delays of the durable retry rounds; dead-lettered after the last.
+    pub retry_schedule: Vec<String>,
 }
 
 impl Default for DeliveryConfig {
@@ -116,6 +130,11 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             allow_networks: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
+            durable_retries: true,
+            retry_schedule: crate::retry_topic::schedule::DEFAULT
+                .iter()
+                .map(|d| humantime::format_duration(*d).to_string())
+                .collect(),
         }
     }
 }
@@ -149,6 +168,8 @@ pub struct Settings {
     pub delivery: crate::deliver::DeliverySettings,
     /// Shutdown grace for deliveries.
     pub shutdown_grace: Duration,
+    /// The durable retry schedule, when durable retries are on.
+    pub retry_schedule: Option<crate::retry_topic::RetrySchedule>,
 }
 
 impl Config {
@@ -226,7 +247,36 @@ impl Config {
                 })
             })
             .collect::<Result<_, _>>()?;
+        if kafka.topic_partitions < 1 {
+            return Err(invalid("kafka.topic_partitions", "must be at least 1"));
+        }
+        let retry_schedule = if self.delivery.durable_retries {
+            if self.delivery.retry_schedule.is_empty() {
+                return Err(invalid(
+                    "delivery.retry_schedule",
+                    "must list at least one delay (or set durable_retries = false)",
+                ));
+            }
+            let delays = self
+                .delivery
+                .retry_schedule
+                .iter()
+                .map(|d| {
+                    humantime::parse_duration(d).map_err(|e| ConfigError::Invalid {
+                        key: "delivery.retry_schedule",
+                        reason: format!("{d:?} is not a duration like 5m ({e})"),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(crate::retry_topic::RetrySchedule::new(
+                kafka.retry_topic_prefix.clone(),
+                delays,
+            ))
+        } else {
+            None
+        };
         Ok(Settings {
+            retry_schedule,
             kafka,
             rules: self.rules,
             admin_listen,

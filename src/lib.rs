@@ -30,6 +30,7 @@ pub mod event;
 pub mod metrics;
 pub mod pipeline;
 pub mod render;
+pub mod retry_topic;
 pub mod rules;
 pub mod settle;
 pub mod source;

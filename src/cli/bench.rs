@@ -71,7 +71,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     const TOPIC: &str = "bench.events";
     let broker = DevBroker::start(1).context("cannot start the in-process broker")?;
     broker.create_topic(TOPIC, args.partitions)?;
-    broker.create_topic("hookline.dlq", 1)?;
     let receiver = Receiver::start().await?;
     if args.blackhole {
         receiver.respond("/s0", |_| Respond::ok().after(Duration::from_secs(3600)));
@@ -119,8 +118,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     config.rules.watch = false;
     config.admin.listen = "127.0.0.1:0".into();
     config.delivery.allow_networks = vec!["127.0.0.0/8".into()];
+    config.kafka.create_topics = false;
     config.delivery.shutdown_grace = Duration::from_secs(1);
-    let running = crate::app::start(config.validate()?).await?;
+    let settings = config.validate()?;
+    broker.create_router_topics(&settings)?;
+    let running = crate::app::start(settings).await?;
 
     let padding = "x".repeat(args.event_bytes.saturating_sub(120));
     let healthy = if args.blackhole {

@@ -65,7 +65,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     for topic in &topics {
         broker.create_topic(topic, args.partitions)?;
     }
-    broker.create_topic("hookline.dlq", 1)?;
 
     let mut config = Config::default();
     config.kafka.brokers = broker.bootstrap_servers();
@@ -73,7 +72,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     config.rules.dir = args.rules.clone();
     config.admin.listen = args.admin.clone();
     config.delivery.allow_networks = vec!["127.0.0.0/8".into()];
+    config.kafka.create_topics = false;
     let settings = config.validate()?;
+    broker.create_router_topics(&settings)?;
     let running = match crate::app::start(settings).await {
         Ok(r) => r,
         Err(crate::app::StartError::Rules { dir, source }) => {

@@ -37,6 +37,21 @@ impl DevBroker {
         self.cluster.create_topic(topic, partitions, 1)
     }
 
+    /// Creates the topics a router with `settings` writes to (dead-letter and retry tiers).
+    /// The mock cluster does not answer the admin API's CreateTopics, so routers on it run
+    /// with `kafka.create_topics = false` and are given their topics here.
+    pub fn create_router_topics(&self, settings: &crate::config::Settings) -> KafkaResult<()> {
+        let mut topics = vec![settings.kafka.dead_letter_topic.clone()];
+        if let Some(schedule) = &settings.retry_schedule {
+            topics.extend(schedule.topics());
+        }
+        for topic in topics {
+            // Already there is fine.
+            let _ = self.create_topic(&topic, settings.kafka.topic_partitions);
+        }
+        Ok(())
+    }
+
     /// The underlying cluster, for fault injection.
     pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         &self.cluster

@@ -18,6 +18,7 @@ pub mod matcher;
 pub mod model;
 pub mod problems;
 pub mod reload;
+mod render_one;
 pub mod route;
 pub mod severity;
 pub mod source;

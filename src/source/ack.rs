@@ -94,7 +94,11 @@ impl MessageAck {
     /// The message was not processed and will be read again: it must neither settle nor
     /// count as abandoned. Only valid before any part was handed out.
     pub fn unread(mut self) {
-        debug_assert_eq!(self.shared.remaining.load(Ordering::Acquire), 1, "parts were handed out");
+        debug_assert_eq!(
+            self.shared.remaining.load(Ordering::Acquire),
+            1,
+            "parts were handed out"
+        );
         self.finished = true;
         let s = &self.shared;
         s.sink.unread(&s.topic, s.partition, s.generation, s.offset);

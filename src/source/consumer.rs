@@ -194,7 +194,12 @@ impl Source {
             };
             if let Flow::Later { until, ack } = handler.handle(record, ack).await {
                 ack.unread();
-                self.postpone(&message.topic().to_string(), message.partition(), message.offset(), until);
+                self.postpone(
+                    &message.topic().to_string(),
+                    message.partition(),
+                    message.offset(),
+                    until,
+                );
             }
         }
         let _ = committer.await;
@@ -208,10 +213,12 @@ impl Source {
             tracing::warn!(topic, partition, error = %e, "cannot pause partition");
         }
         // Seeking drops whatever librdkafka already fetched past `offset` for this partition.
-        if let Err(e) =
-            self.consumer
-                .seek(topic, partition, Offset::Offset(offset), Duration::from_secs(10))
-        {
+        if let Err(e) = self.consumer.seek(
+            topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(10),
+        ) {
             tracing::warn!(topic, partition, offset, error = %e, "cannot rewind partition");
         }
         let consumer = self.consumer.clone();

@@ -51,18 +51,21 @@ impl Offsets {
     /// Partitions were assigned.
     pub fn assign(&self, partitions: &[(String, i32)]) {
         let mut tracker = self.lock();
+        let before = tracker.assigned();
         for (topic, partition) in partitions {
             tracker.assign(topic, *partition);
         }
+        // Added, not set: the retry-topic readers share the gauge with the main consumer.
         self.inner
             .metrics
             .assigned_partitions
-            .set(tracker.assigned() as i64);
+            .add((tracker.assigned() - before) as i64);
     }
 
     /// Partitions were revoked; returns their final positions to commit.
     pub fn revoke(&self, partitions: &[(String, i32)]) -> Vec<Commit> {
         let mut tracker = self.lock();
+        let before = tracker.assigned();
         let commits = partitions
             .iter()
             .filter_map(|(topic, partition)| tracker.revoke(topic, *partition))
@@ -70,7 +73,7 @@ impl Offsets {
         self.inner
             .metrics
             .assigned_partitions
-            .set(tracker.assigned() as i64);
+            .sub((before - tracker.assigned()) as i64);
         commits
     }
 

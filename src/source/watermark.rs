@@ -37,7 +37,11 @@ impl PartitionTracker {
     /// `offset`, the last offset read, will be read again: as if it had never been read.
     pub fn unread(&mut self, offset: i64) {
         self.pending.remove(&offset);
-        debug_assert_eq!(self.next, Some(offset + 1), "only the last offset read can be unread");
+        debug_assert_eq!(
+            self.next,
+            Some(offset + 1),
+            "only the last offset read can be unread"
+        );
         self.next = Some(offset);
     }
 
@@ -244,7 +248,11 @@ mod tests {
         t.read(5);
         t.settle(4);
         t.unread(5); // postponed: it will be read again
-        assert_eq!(t.watermark(), Some(5), "never commit past a message handed back");
+        assert_eq!(
+            t.watermark(),
+            Some(5),
+            "never commit past a message handed back"
+        );
         t.read(5);
         t.settle(5);
         assert_eq!(t.watermark(), Some(6));

@@ -63,7 +63,17 @@ impl Harness {
         config.admin.listen = "127.0.0.1:0".into();
         config.delivery.allow_networks = vec!["127.0.0.0/8".into()];
         config.delivery.shutdown_grace = Duration::from_secs(5);
-        config.validate().expect("valid settings")
+        self.finish(config)
+    }
+
+    /// Validates `config` for this harness's broker and creates the topics it writes to.
+    pub fn finish(&self, mut config: Config) -> Settings {
+        config.kafka.create_topics = false;
+        let settings = config.validate().expect("valid settings");
+        self.broker
+            .create_router_topics(&settings)
+            .expect("router topics");
+        settings
     }
 
     /// Produces `payload` to `partition` of `topic`; returns its offset.

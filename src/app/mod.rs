@@ -10,13 +10,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
+mod topics;
 use crate::config::Settings;
 use crate::deliver::{BuildError, Dispatcher};
 use crate::dlq::DeadLetterProducer;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::retry_topic::{RetryReader, RetryWriter};
 use crate::rules::{reload, LoadError, Router};
 use crate::settle::Settler;
+use crate::source::consumer::consumer_config;
 use crate::source::{Source, SourceError};
 
 /// The router could not start.
@@ -119,9 +122,25 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let producer: FutureProducer = producer_config(&settings)
         .create()
         .map_err(StartError::Producer)?;
-    let dlq = DeadLetterProducer::new(producer, settings.kafka.dead_letter_topic.clone());
+    let dlq = DeadLetterProducer::new(producer.clone(), settings.kafka.dead_letter_topic.clone());
     let settler = Settler::new(dlq, metrics.clone(), hard_stop.clone());
+    let settler_for_readers = settler.clone();
     let dispatcher = Dispatcher::new(settler.clone(), settings.delivery.clone())?;
+    if settings.kafka.create_topics {
+        topics::ensure(&settings).await;
+    }
+    let mut retry_readers = Vec::new();
+    if let Some(schedule) = &settings.retry_schedule {
+        let writer = RetryWriter::new(producer.clone(), schedule.clone(), settler.clone());
+        dispatcher.set_divert(Arc::new(writer));
+        for topic in schedule.topics() {
+            let mut config = consumer_config(&settings.kafka);
+            config.set("group.id", format!("{}.retry", settings.kafka.group_id));
+            let reader = Source::with_config(config, &settings.kafka, metrics.clone())?;
+            reader.subscribe(std::slice::from_ref(&topic))?;
+            retry_readers.push(Arc::new(reader));
+        }
+    }
     dispatcher.apply(&subscriptions);
     let pipeline = Pipeline::new(
         router.clone(),
@@ -164,15 +183,34 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     ));
     tracing::info!(topics = ?topics, subscriptions = subscriptions.len(), admin = %admin_addr, "hookline started");
 
+    let readers: Vec<_> = retry_readers
+        .iter()
+        .map(|reader| {
+            let reader = reader.clone();
+            let handler = RetryReader::new(
+                router.clone(),
+                dispatcher.clone(),
+                settler_for_readers.clone(),
+            );
+            let stop = stop.clone();
+            tokio::spawn(async move { reader.run(&handler, stop).await })
+        })
+        .collect();
     let task = {
         let stop = stop.clone();
         tokio::spawn(async move {
             source.run(&pipeline, stop).await;
+            for reader in readers {
+                let _ = reader.await;
+            }
             tracing::info!(grace = ?settings.shutdown_grace, "stopping: finishing deliveries in flight");
             dispatcher.shutdown(settings.shutdown_grace).await;
             pipeline.drain(settings.shutdown_grace).await;
             hard_stop.cancel();
             source.commit().await;
+            for reader in &retry_readers {
+                reader.commit().await;
+            }
             tracing::info!(
                 unsettled = source.offsets().pending(),
                 "stopped; unsettled events will be re-delivered"

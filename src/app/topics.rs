@@ -1,0 +1,59 @@
+//! Creating the topics hookline writes to (dead-letter and retry tiers) when they are missing,
+//! so a first start on a cluster without auto-creation does not fail on its first dead letter.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::Settings;
+
+/// Creates the dead-letter topic and every retry tier that does not exist yet. Problems are
+/// logged, not fatal: the topics may exist already under an ACL that forbids creating them.
+pub async fn ensure(settings: &Settings) {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.kafka.brokers);
+    for (key, value) in &settings.kafka.options {
+        if !key.starts_with("group.") && !key.starts_with("auto.") && !key.starts_with("enable.") {
+            config.set(key, value);
+        }
+    }
+    let admin: AdminClient<DefaultClientContext> = match config.create() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create a Kafka admin client; not creating topics");
+            return;
+        }
+    };
+    let mut names = vec![settings.kafka.dead_letter_topic.clone()];
+    if let Some(schedule) = &settings.retry_schedule {
+        names.extend(schedule.topics());
+    }
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                settings.kafka.topic_partitions,
+                TopicReplication::Fixed(-1),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    match admin.create_topics(&topics, &options).await {
+        Ok(results) => {
+            for result in results {
+                match result {
+                    Ok(topic) => tracing::info!(%topic, "created topic"),
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((topic, code)) => {
+                        tracing::warn!(%topic, error = %code, "cannot create topic")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot create topics"),
+    }
+}

@@ -1,0 +1,104 @@
+//! One record of a retry tier: everything needed to deliver the job again, later, anywhere in
+//! the consumer group. The payload is this JSON; a few headers repeat what people look for
+//! with kcat.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::deliver::Job;
+use crate::event::{Event, Origin};
+
+/// Where the event first came from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OriginRecord {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Index inside the source message.
+    pub index: u32,
+}
+
+/// A job waiting for its next round.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RetryRecord {
+    /// The subscription it is for.
+    pub subscription: String,
+    /// The stable delivery id (unchanged across rounds).
+    pub webhook_id: String,
+    /// The event's category.
+    pub event_type: String,
+    /// The round this record waits for (1-based; 0 for a replay, due at once).
+    pub round: u32,
+    /// When it is due, in milliseconds since the epoch.
+    pub due_ms: i64,
+    /// The original event.
+    pub event: Value,
+    /// The body to send; absent when it must be rendered again with the rules in force
+    /// (replays of dead letters).
+    pub body: Option<Value>,
+    /// Where the event came from.
+    pub origin: OriginRecord,
+    /// When hookline first read the event.
+    pub received_at: DateTime<Utc>,
+    /// Why the last round failed.
+    pub last_error: Option<String>,
+    /// The last HTTP status.
+    pub last_status: Option<u16>,
+}
+
+impl RetryRecord {
+    /// The record that sends `job` in `round`, due at `due`.
+    pub fn from_job(
+        job: &Job,
+        round: u32,
+        due: DateTime<Utc>,
+        error: Option<String>,
+        status: Option<u16>,
+    ) -> Self {
+        let o = &job.event.origin;
+        RetryRecord {
+            subscription: job.subscription.id.to_string(),
+            webhook_id: job.webhook_id.clone(),
+            event_type: job.event_type.clone(),
+            round,
+            due_ms: due.timestamp_millis(),
+            event: (*job.event.payload).clone(),
+            body: Some(job.body.clone()),
+            origin: OriginRecord {
+                topic: o.topic.to_string(),
+                partition: o.partition,
+                offset: o.offset,
+                index: o.index,
+            },
+            received_at: job.event.received_at,
+            last_error: error,
+            last_status: status,
+        }
+    }
+
+    /// The event as it was read from its source.
+    pub fn to_event(&self) -> Event {
+        Event {
+            origin: Origin {
+                topic: Arc::from(self.origin.topic.as_str()),
+                partition: self.origin.partition,
+                offset: self.origin.offset,
+                index: self.origin.index,
+            },
+            payload: Arc::new(self.event.clone()),
+            received_at: self.received_at,
+            kafka_timestamp_ms: None,
+        }
+    }
+
+    /// When it is due.
+    pub fn due(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.due_ms.max(0) as u64)
+    }
+}

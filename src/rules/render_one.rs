@@ -1,0 +1,28 @@
+//! Rendering one event for one named subscription, outside routing: for events that come back
+//! from the retry topic or a replay without a body, which must be shaped by the template the
+//! subscription has now.
+
+use super::{RenderError, RuleSet};
+use crate::event::Event;
+use crate::render::EventContext;
+
+impl RuleSet {
+    /// Classifies `event` and renders it with `subscription`'s template. `None` when the rules
+    /// in force have no such subscription.
+    pub fn render_for(
+        &self,
+        event: &Event,
+        subscription: &str,
+    ) -> Option<Result<serde_json::Value, RenderError>> {
+        let position = self
+            .subscriptions
+            .iter()
+            .position(|s| &*s.id == subscription)?;
+        let classified = self.sources.for_topic(&event.origin.topic).classify(event);
+        let cx = EventContext::new(event, &classified.derived);
+        if let Some(v) = classified.event_var {
+            cx.seed_event_var(v);
+        }
+        Some(self.sub_templates[position].render(&cx))
+    }
+}
