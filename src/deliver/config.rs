@@ -470,3 +470,127 @@ impl SubscriptionConfig {
         Ok(map)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(extra: serde_json::Value) -> Result<SubscriptionSettings, InvalidSubscription> {
+        let mut v = serde_json::json!({"id": "s", "url": "https://example.com/hook"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value::<SubscriptionConfig>(v)
+            .expect("parses")
+            .validate()
+    }
+
+    fn field(extra: serde_json::Value) -> &'static str {
+        validate(extra).unwrap_err().field
+    }
+
+    #[test]
+    fn defaults_are_sensible() {
+        let s = validate(serde_json::json!({})).unwrap();
+        let c = &s.config;
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!((c.concurrency, c.queue, c.retry.attempts), (8, 1024, 4));
+        assert!(c.breaker.enabled && !c.tls.skip_verify);
+        assert!(c.rate_limit.is_none() && c.batch.is_none());
+        assert_eq!(s.auth, AuthSettings::None);
+        assert!(s.signer.is_empty());
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        use serde_json::json;
+        assert_eq!(field(json!({"url": "ftp://x/"})), "url");
+        assert_eq!(field(json!({"url": "https://u:p@x/"})), "url");
+        assert_eq!(
+            field(json!({"auth": {"type": "basic", "username": "u"}})),
+            "auth.password"
+        );
+        assert_eq!(
+            field(json!({"auth": {"type": "none", "token": "t"}})),
+            "auth.token"
+        );
+        assert_eq!(
+            field(json!({"signing": {"secrets": ["whsec_???"]}})),
+            "signing.secrets"
+        );
+        assert_eq!(
+            field(json!({"signing": {"secrets": []}})),
+            "signing.secrets"
+        );
+        assert_eq!(
+            field(json!({"tls": {"ca_file": "/nonexistent/ca.pem"}})),
+            "tls"
+        );
+        assert_eq!(field(json!({"headers": {"bad header": "x"}})), "headers");
+        assert_eq!(
+            field(json!({"headers": {"Webhook-Signature": "x"}})),
+            "headers"
+        );
+        assert_eq!(
+            field(
+                json!({"auth": {"type": "bearer", "token": "t"}, "headers": {"Authorization": "x"}})
+            ),
+            "headers"
+        );
+        assert_eq!(field(json!({"timeout": "0s"})), "timeout");
+        assert_eq!(field(json!({"concurrency": 0})), "concurrency");
+        assert_eq!(
+            field(json!({"rate_limit": {"per_second": 0.0}})),
+            "rate_limit.per_second"
+        );
+        assert_eq!(
+            field(json!({"rate_limit": {"per_second": 5.0, "burst": 0}})),
+            "rate_limit.burst"
+        );
+        assert_eq!(
+            field(json!({"retry": {"initial_backoff": "5s", "max_backoff": "1s"}})),
+            "retry.max_backoff"
+        );
+        assert_eq!(
+            field(json!({"breaker": {"failure_ratio": 1.5}})),
+            "breaker.failure_ratio"
+        );
+        assert_eq!(
+            field(json!({"breaker": {"min_requests": 0}})),
+            "breaker.min_requests"
+        );
+        assert_eq!(
+            field(json!({"batch": {"max_events": 0}})),
+            "batch.max_events"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_and_secrets_never_print() {
+        let unknown = serde_json::from_value::<SubscriptionConfig>(
+            serde_json::json!({"id": "s", "url": "https://x/", "retries": 3}),
+        );
+        assert!(unknown.unwrap_err().to_string().contains("retries"));
+        let s = validate(serde_json::json!({
+            "auth": {"type": "basic", "username": "alice", "password": "hunter2"},
+            "signing": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}
+        }))
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("MfKQ9r8"),
+            "{shown}"
+        );
+        let e = validate(serde_json::json!({"auth": {"type": "bearer", "token": "bad\ntoken"}}))
+            .unwrap_err();
+        assert!(!e.to_string().contains("bad\ntoken"));
+        assert_eq!(
+            RateLimitConfig {
+                per_second: 2.5,
+                burst: None
+            }
+            .burst(),
+            3
+        );
+    }
+}
