@@ -195,7 +195,7 @@ impl Source {
             if let Flow::Later { until, ack } = handler.handle(record, ack).await {
                 ack.unread();
                 self.postpone(
-                    &message.topic().to_string(),
+                    message.topic(),
                     message.partition(),
                     message.offset(),
                     until,
