@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod check;
 pub mod dev;
+pub mod replay;
 pub mod run;
 pub mod test;
 
@@ -31,6 +32,8 @@ pub enum Command {
     },
     /// Run everything in-process (broker, receiver, router) on the example rules and events.
     Dev(dev::DevArgs),
+    /// Re-inject dead-lettered events (by subscription, time range, reason).
+    Replay(replay::ReplayArgs),
     /// Push N events through the whole path to a local receiver; print throughput, latency, memory.
     Bench(bench::BenchArgs),
     /// Validate a rules directory; prints `file:line:col: message` per problem, exit 1 if any.
@@ -50,6 +53,10 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             // Quieter by default: the receiver's lines are what a newcomer wants to see.
             init_logging("warn,hookline=warn");
             runtime()?.block_on(dev::run(args))
+        }
+        Command::Replay(args) => {
+            init_logging("warn");
+            runtime()?.block_on(replay::run(args))
         }
         Command::Bench(args) => {
             init_logging("warn");

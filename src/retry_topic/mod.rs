@@ -5,11 +5,13 @@
 //! - [`record`]: what a waiting delivery looks like in a tier topic.
 //! - [`writer`]: the dispatcher's divert hook; writes the next round, or dead-letters the job
 //!   when the schedule is exhausted.
+//! - [`replay`]: dead letters back to their subscription through the first tier.
 //! - [`reader`]: one consumer per tier (group `<group_id>.retry`) that hands due records
 //!   back to their subscription's queue.
 
 pub mod reader;
 pub mod record;
+pub mod replay;
 pub mod schedule;
 pub mod writer;
 

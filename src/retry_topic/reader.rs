@@ -43,11 +43,15 @@ impl RetryReader {
             return;
         };
         let event = record.to_event();
+        let mut event_type = record.event_type;
         let body = match record.body {
             Some(body) => body,
             None => match rules.render_for(&event, &subscription.id) {
-                Some(Ok(body)) => body,
-                Some(Err(e)) => {
+                Some((category, Ok(body))) => {
+                    event_type = category;
+                    body
+                }
+                Some((_, Err(e))) => {
                     let letter = DeadLetter {
                         origin: event.origin.clone(),
                         reason: Reason::Render,
@@ -67,7 +71,7 @@ impl RetryReader {
         let job = Job {
             subscription,
             webhook_id: record.webhook_id,
-            event_type: record.event_type,
+            event_type,
             body,
             event,
             ack: ack.part(),

@@ -19,7 +19,8 @@ use crate::settle::Settler;
 struct Inner {
     producer: FutureProducer,
     schedule: RetrySchedule,
-    settler: Settler,
+    /// Absent for a writer that only writes records (`hookline replay`).
+    settler: Option<Settler>,
 }
 
 /// Writes diverted jobs to the tier of their next round, or dead-letters them when the
@@ -36,7 +37,18 @@ impl RetryWriter {
             inner: Arc::new(Inner {
                 producer,
                 schedule,
-                settler,
+                settler: Some(settler),
+            }),
+        }
+    }
+
+    /// A writer for [`RetryWriter::write`] only, outside a running router.
+    pub fn new_for_replay(producer: FutureProducer, schedule: RetrySchedule) -> Self {
+        RetryWriter {
+            inner: Arc::new(Inner {
+                producer,
+                schedule,
+                settler: None,
             }),
         }
     }
@@ -96,6 +108,9 @@ impl RetryWriter {
                 error,
             } => (error, status, attempts),
         };
+        let Some(settler) = &self.inner.settler else {
+            return Err(job);
+        };
         let subscription = job.subscription.id.clone();
         let round = job.retry_round + 1;
         let Some(delay) = self.inner.schedule.delay(round) else {
@@ -112,7 +127,7 @@ impl RetryWriter {
                 status,
                 payload: serde_json::to_vec(&*job.event.payload).expect("a JSON value serialises"),
             };
-            self.inner.settler.dead_letter(letter, job.ack).await;
+            settler.dead_letter(letter, job.ack).await;
             return Ok(());
         };
         let due = chrono::Utc::now() + delay;
@@ -120,7 +135,7 @@ impl RetryWriter {
         let topic = self.inner.schedule.topic_for(delay);
         match self.write(&topic, &record).await {
             Ok(()) => {
-                let metrics = self.inner.settler.metrics();
+                let metrics = settler.metrics();
                 metrics
                     .retry_topic_writes
                     .with_label_values(&[&subscription])

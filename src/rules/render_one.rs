@@ -7,13 +7,13 @@ use crate::event::Event;
 use crate::render::EventContext;
 
 impl RuleSet {
-    /// Classifies `event` and renders it with `subscription`'s template. `None` when the rules
-    /// in force have no such subscription.
+    /// Classifies `event` and renders it with `subscription`'s template; returns the event's
+    /// category with the body. `None` when the rules have no such subscription.
     pub fn render_for(
         &self,
         event: &Event,
         subscription: &str,
-    ) -> Option<Result<serde_json::Value, RenderError>> {
+    ) -> Option<(String, Result<serde_json::Value, RenderError>)> {
         let position = self
             .subscriptions
             .iter()
@@ -23,6 +23,7 @@ impl RuleSet {
         if let Some(v) = classified.event_var {
             cx.seed_event_var(v);
         }
-        Some(self.sub_templates[position].render(&cx))
+        let body = self.sub_templates[position].render(&cx);
+        Some((classified.derived.category.clone(), body))
     }
 }
