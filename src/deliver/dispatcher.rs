@@ -162,8 +162,9 @@ impl Dispatcher {
         }
     }
 
-    /// Closes every queue; lanes deliver what they hold for up to `grace`, then whatever is
-    /// unfinished is abandoned unsettled and re-delivered after a restart.
+    /// Closes every queue; lanes start no new request, requests in flight may finish for up
+    /// to `grace`. Whatever is unfinished or still queued is left unsettled, so it is
+    /// re-delivered after a restart.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.lanes.write().expect("lanes lock").clear();
         let shared = &self.inner.shared;

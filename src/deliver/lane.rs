@@ -28,7 +28,9 @@ pub(super) struct Shared {
     pub guard: Arc<Guard>,
     /// Lanes and their in-flight deliveries.
     pub tasks: TaskTracker,
-    /// Shutdown began: paused lanes stop, active lanes deliver what they hold.
+    /// Shutdown began: lanes start no new request (what is still queued stays unsettled and
+    /// is re-delivered after restart, so a long queue cannot hold up a stop); requests in
+    /// flight finish until `abort`.
     pub closing: CancellationToken,
     /// The shutdown grace is over: everything unfinished is abandoned unsettled.
     pub abort: CancellationToken,
@@ -128,7 +130,7 @@ impl Lane {
                 Some(batch) => batch,
                 None => {
                     let observer = self.observer.clone();
-                    let stop = self.shared.abort.clone();
+                    let stop = self.shared.closing.clone();
                     let first = batcher.first(&mut self.queue, || observer.queue_depth(-1));
                     match Self::wait(&mut self.updates, removed, &stop, first).await {
                         Wake::Ready(Some(first)) => {
@@ -171,7 +173,7 @@ impl Lane {
                     continue;
                 }
             };
-            let stop = self.shared.abort.clone();
+            let stop = self.shared.closing.clone();
             match Self::wait(&mut self.updates, removed, &stop, service.ready()).await {
                 Wake::Ready(Ok(service)) => {
                     let future = service.call(batch.delivery.clone());
