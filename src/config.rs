@@ -72,6 +72,35 @@ impl Default for KafkaConfig {
     }
 }
 
+/// librdkafka options that only consumers understand; producers and admin clients are not
+/// given them (librdkafka would warn about each).
+const CONSUMER_ONLY: &[&str] = &[
+    "group.",
+    "auto.offset.reset",
+    "enable.auto.",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "isolation.level",
+    "fetch.",
+];
+
+impl KafkaConfig {
+    /// Brokers plus the shared options (security, SASL, TLS, client id): the configuration
+    /// for producers and admin clients.
+    pub fn client_config(&self) -> rdkafka::config::ClientConfig {
+        let mut config = rdkafka::config::ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.options {
+            if !CONSUMER_ONLY.iter().any(|c| key.starts_with(c)) {
+                config.set(key, value);
+            }
+        }
+        config
+    }
+}
+
 /// `[rules]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

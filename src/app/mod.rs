@@ -83,21 +83,10 @@ impl Running {
     }
 }
 
-/// The librdkafka configuration for the dead-letter producer.
+/// The librdkafka configuration for the dead-letter and retry producer.
 fn producer_config(settings: &Settings) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.kafka.brokers);
-    for (key, value) in &settings.kafka.options {
-        // Consumer-only options would make the producer complain; the shared ones (security,
-        // SASL, TLS, client.id) are what users put here.
-        if !key.starts_with("group.")
-            && !key.starts_with("auto.")
-            && !key.starts_with("enable.auto")
-        {
-            config.set(key, value);
-        }
-    }
-    // Every acknowledged dead letter must be on all in-sync replicas before its offset settles.
+    let mut config = settings.kafka.client_config();
+    // Every acknowledged record must be on all in-sync replicas before its offset settles.
     config.set("acks", "all");
     config
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::Settings;
@@ -13,13 +12,7 @@ use crate::config::Settings;
 /// Creates the dead-letter topic and every retry tier that does not exist yet. Problems are
 /// logged, not fatal: the topics may exist already under an ACL that forbids creating them.
 pub async fn ensure(settings: &Settings) {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.kafka.brokers);
-    for (key, value) in &settings.kafka.options {
-        if !key.starts_with("group.") && !key.starts_with("auto.") && !key.starts_with("enable.") {
-            config.set(key, value);
-        }
-    }
+    let config = settings.kafka.client_config();
     let admin: AdminClient<DefaultClientContext> = match config.create() {
         Ok(a) => a,
         Err(e) => {

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -78,13 +77,7 @@ pub async fn replay(
         .clone()
         .ok_or(ReplayError::NoRetryTopic)?;
     let first_tier = schedule.first_topic().ok_or(ReplayError::NoRetryTopic)?;
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", &settings.kafka.brokers);
-    for (k, v) in &settings.kafka.options {
-        if !k.starts_with("group.") && !k.starts_with("auto.") && !k.starts_with("enable.") {
-            client.set(k, v);
-        }
-    }
+    let client = settings.kafka.client_config();
     let producer: FutureProducer = client.clone().set("acks", "all").create()?;
     let writer = RetryWriter::new_for_replay(producer.clone(), schedule);
     let consumer: StreamConsumer = client
