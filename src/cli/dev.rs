@@ -75,14 +75,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     config.kafka.create_topics = false;
     let settings = config.validate()?;
     broker.create_router_topics(&settings)?;
-    let running = match crate::app::start(settings).await {
-        Ok(r) => r,
-        Err(crate::app::StartError::Rules { dir, source }) => {
-            eprintln!("hookline: rules in {dir} are invalid:");
-            source.problems.iter().for_each(|p| eprintln!("{p}"));
-            return Ok(ExitCode::from(2));
-        }
-        Err(e) => return Err(e).context("cannot start the router"),
+    let Some(running) = super::start_or_report(settings).await? else {
+        return Ok(ExitCode::from(2));
     };
 
     println!("hookline dev");

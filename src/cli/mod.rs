@@ -67,6 +67,23 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Starts the router; invalid rules are printed one problem a line and give `None` (the
+/// caller exits with status 2), other failures are errors.
+async fn start_or_report(
+    settings: crate::config::Settings,
+) -> anyhow::Result<Option<crate::app::Running>> {
+    use anyhow::Context;
+    match crate::app::start(settings).await {
+        Ok(running) => Ok(Some(running)),
+        Err(crate::app::StartError::Rules { dir, source }) => {
+            eprintln!("hookline: rules in {dir} are invalid:");
+            source.problems.iter().for_each(|p| eprintln!("{p}"));
+            Ok(None)
+        }
+        Err(e) => Err(e).context("cannot start the router"),
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()

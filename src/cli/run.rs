@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::config::Config;
 
 /// Runs until a shutdown signal.
@@ -16,14 +14,8 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let running = match crate::app::start(settings).await {
-        Ok(r) => r,
-        Err(crate::app::StartError::Rules { dir, source }) => {
-            eprintln!("hookline: rules in {dir} are invalid:");
-            source.problems.iter().for_each(|p| eprintln!("{p}"));
-            return Ok(ExitCode::from(2));
-        }
-        Err(e) => return Err(e).context("cannot start"),
+    let Some(running) = super::start_or_report(settings).await? else {
+        return Ok(ExitCode::from(2));
     };
     shutdown_signal().await;
     tracing::info!("shutdown signal received");
