@@ -125,7 +125,9 @@ impl SettleSink for Inner {
     fn abandoned(&self, topic: &str, partition: i32, _generation: u64, offset: i64) {
         // The offset stays pending: this process will not commit past it, so the message is
         // re-delivered after a restart or rebalance. Only the in-flight slot is given back.
-        tracing::warn!(
+        // Debug, not warn: a shutdown abandons a whole queue at once, and the stop already
+        // reports how many events are left unsettled.
+        tracing::debug!(
             topic,
             partition,
             offset,
