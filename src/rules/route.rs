@@ -63,9 +63,6 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
     }
     let derived = classified.derived;
     let cx = EventContext::new(event, &derived);
-    if let Some(v) = classified.event_var {
-        cx.seed_event_var(v);
-    }
     let now = OnceCell::new();
     let mut routes = Vec::new();
     let mut picked: Vec<(usize, Outcome)> = Vec::new();
@@ -92,7 +89,7 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
                     Some(d) => {
                         let key = d
                             .key
-                            .eval(&cx.root())
+                            .eval(&cx.view(d.key.needs(), None))
                             .ok()
                             .map(|k| crate::render::expr::var_to_value(&k).to_string());
                         match key {
