@@ -8,7 +8,7 @@ use marked_yaml::{Node, Span, Spanned};
 use serde::de::DeserializeOwned;
 
 use super::aliases::{self, Band, Scale};
-use super::index::RouteIndex;
+use super::index::Index;
 use super::load::{node_to_json, Parsed};
 use super::matcher::{severity_bit, Cond, NameMatch};
 use super::model::*;
@@ -68,9 +68,16 @@ pub fn compile(parsed: Parsed) -> Result<RuleSet, LoadError> {
             }
         }
     }
-    let (categories, routes): (Vec<_>, Vec<_>) = route_list.into_iter().unzip();
+    let mut topics = Vec::new();
+    let mut categories = Vec::new();
+    let mut routes = Vec::new();
+    for (t, c, r) in route_list {
+        topics.push(t);
+        categories.push(c);
+        routes.push(r);
+    }
     // Globs were validated one by one above, so building the sets cannot fail.
-    let index = RouteIndex::new(&categories).expect("validated globs");
+    let index = Index::new(topics, categories).expect("validated globs");
     let sources = Sources::new(source_list, fallback).expect("validated globs");
     // Without problems every subscription was built.
     let (subscriptions, sub_templates) = subs
@@ -531,7 +538,7 @@ fn compile_routes(
     p: &mut Problems,
     nodes: &[Node],
     subs: &HashMap<&str, usize>,
-) -> Vec<(Option<NameMatch>, Route)> {
+) -> Vec<(Option<NameMatch>, Option<NameMatch>, Route)> {
     let mut ids = Ids::new("route");
     let mut out = Vec::new();
     for node in nodes {
@@ -590,10 +597,10 @@ fn compile_routes(
         }
         let (category, cond) = cond.take_category();
         out.push((
+            topics,
             category,
             Route {
                 id: Arc::from(cfg.id.as_str()),
-                topics,
                 cond,
                 to,
                 stop: cfg.stop,

@@ -111,7 +111,7 @@ pub struct Routing {
 pub struct RuleSet {
     sources: source::Sources,
     routes: Vec<route::Route>,
-    index: index::RouteIndex,
+    index: index::Index,
     subscriptions: Vec<Arc<SubscriptionSettings>>,
     /// The template of each subscription, by position.
     sub_templates: Vec<Arc<Template>>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dedup::DedupStore;
-use super::matcher::{Cond, NameMatch};
+use super::matcher::Cond;
 use super::{Rendered, Routing, RuleSet};
 use crate::event::Event;
 use crate::metrics::Metrics;
@@ -27,9 +27,7 @@ pub struct Dedup {
 pub struct Route {
     /// Id.
     pub id: Arc<str>,
-    /// Topic filter, when the route has one.
-    pub topics: Option<NameMatch>,
-    /// The condition, minus the category test the index already applied.
+    /// The condition, minus the topic and category tests the index already applied.
     pub cond: Cond,
     /// Subscriptions, as positions in the rule set's list.
     pub to: Vec<usize>,
@@ -67,15 +65,12 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
     let mut routes = Vec::new();
     let mut picked: Vec<(usize, Outcome)> = Vec::new();
     CANDIDATES.with_borrow_mut(|candidates| {
-        rules.index.candidates(&derived.category, candidates);
+        rules
+            .index
+            .for_topic(&event.origin.topic)
+            .candidates(&derived.category, candidates);
         for &i in candidates.iter() {
             let r = &rules.routes[i as usize];
-            if r.topics
-                .as_ref()
-                .is_some_and(|t| !t.is_match(&event.origin.topic))
-            {
-                continue;
-            }
             if !r.cond.holds(&cx) {
                 continue;
             }
