@@ -75,37 +75,34 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
                 continue;
             }
             routes.push(r.id.to_string());
+            // An event without a key (null, or the key failed) is not deduplicated: it
+            // would otherwise share one key with every other such event.
+            let key = r.dedup.as_ref().and_then(|d| {
+                let k = d.key.eval(&cx.view(d.key.needs(), None)).ok()?;
+                (!matches!(*k, jmespath::Variable::Null))
+                    .then(|| crate::render::expr::var_to_value(&k).to_string())
+            });
             for &s in &r.to {
                 let sub = &rules.subscriptions[s];
                 if sub.config.status == crate::deliver::SubscriptionStatus::Disabled {
                     continue;
                 }
-                let outcome = match &r.dedup {
-                    Some(d) => {
-                        let key = d
-                            .key
-                            .eval(&cx.view(d.key.needs(), None))
-                            .ok()
-                            .map(|k| crate::render::expr::var_to_value(&k).to_string());
-                        match key {
-                            // The same key already delivered to this subscription by this
-                            // route within the window.
-                            Some(k)
-                                if picked
-                                    .iter()
-                                    .all(|(p, o)| *p != s || *o != Outcome::Deliver) =>
-                            {
-                                let now = *now.get_or_init(Instant::now);
-                                if dedup.is_repeat(&sub.id, &r.id, k, d.window, now) {
-                                    Outcome::Suppressed
-                                } else {
-                                    Outcome::Deliver
-                                }
-                            }
-                            _ => Outcome::Deliver,
+                let outcome = match (&r.dedup, &key) {
+                    // Suppressed when this route already delivered the key to this
+                    // subscription within the window (and no earlier route delivers it now).
+                    (Some(d), Some(k))
+                        if picked
+                            .iter()
+                            .all(|(p, o)| *p != s || *o != Outcome::Deliver) =>
+                    {
+                        let now = *now.get_or_init(Instant::now);
+                        if dedup.is_repeat(&sub.id, &r.id, k.clone(), d.window, now) {
+                            Outcome::Suppressed
+                        } else {
+                            Outcome::Deliver
                         }
                     }
-                    None => Outcome::Deliver,
+                    _ => Outcome::Deliver,
                 };
                 match picked.iter_mut().find(|(p, _)| *p == s) {
                     Some((_, o)) => {

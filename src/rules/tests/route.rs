@@ -244,7 +244,7 @@ routes:
 
 const DEDUP: &str = "routes:
   - id: d
-    dedup: {key: \"join('/', [event.id, event.state])\", window: 1h}
+    dedup: {key: \"event.id && join('/', [event.id, event.state])\", window: 1h}
     to: [a, b]
   - id: plain
     match: {category: always}
@@ -279,6 +279,9 @@ fn dedup_suppresses_repeats_per_subscription_and_survives_reloads() {
     );
     assert_eq!(subs(&both), vec!["b"]);
     assert_eq!(both.suppressed, vec![std::sync::Arc::from("a")]);
+    // Events without a key are never suppressed.
+    assert_eq!(subs(&send(&r, "t", json!({"x": 1}))), vec!["a", "b"]);
+    assert_eq!(subs(&send(&r, "t", json!({"x": 2}))), vec!["a", "b"]);
     // The memory lives in the router, not the rule set.
     r.replace(load(&[("a.yaml", SUBS), ("b.yaml", DEDUP)]).unwrap());
     assert!(send(&r, "t", json!({"id": "n1", "state": "ongoing"}))
