@@ -59,6 +59,11 @@ pub const HOOKLINE_FIELDS: &[&str] = &[
     "fields",
 ];
 
+/// The position of a `hookline` field in [`HOOKLINE_FIELDS`].
+pub fn field_index(name: &str) -> Option<usize> {
+    HOOKLINE_FIELDS.iter().position(|f| *f == name)
+}
+
 /// One event and its derived fields, with interpreter views built on demand.
 pub struct EventContext<'a> {
     /// The event.
@@ -67,6 +72,9 @@ pub struct EventContext<'a> {
     pub derived: &'a Derived,
     event_var: OnceCell<Rcvar>,
     hookline: OnceCell<Rcvar>,
+    /// Each `hookline` field as JSON, computed when first read (by position in
+    /// [`HOOKLINE_FIELDS`]): templates read the same few fields many times.
+    fields: [OnceCell<Value>; HOOKLINE_FIELDS.len()],
 }
 
 impl<'a> EventContext<'a> {
@@ -77,6 +85,7 @@ impl<'a> EventContext<'a> {
             derived,
             event_var: OnceCell::new(),
             hookline: OnceCell::new(),
+            fields: Default::default(),
         }
     }
 
@@ -120,22 +129,33 @@ impl<'a> EventContext<'a> {
         let names = names.unwrap_or(HOOKLINE_FIELDS);
         let m = names
             .iter()
-            .filter_map(|n| Some((n.to_string(), value_to_var(&self.hookline_field(n)?))))
+            .filter_map(|n| Some((n.to_string(), value_to_var(self.hookline_ref(n)?))))
             .collect();
         object(m)
     }
 
-    /// One `hookline` field as JSON (null for a name that is not one), or the whole object.
-    pub fn hookline_value(&self, name: Option<&str>) -> Value {
-        match name {
-            Some(n) => self.hookline_field(n).unwrap_or(Value::Null),
-            None => Value::Object(
-                HOOKLINE_FIELDS
-                    .iter()
-                    .filter_map(|n| Some((n.to_string(), self.hookline_field(n)?)))
-                    .collect(),
-            ),
-        }
+    /// The whole `hookline` object as JSON.
+    pub fn hookline_value(&self) -> Value {
+        Value::Object(
+            HOOKLINE_FIELDS
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), self.hookline_at(i).clone()))
+                .collect(),
+        )
+    }
+
+    /// One `hookline` field, `None` for a name that is not one.
+    pub fn hookline_ref(&self, name: &str) -> Option<&Value> {
+        field_index(name).map(|i| self.hookline_at(i))
+    }
+
+    /// The field at position `i` of [`HOOKLINE_FIELDS`].
+    pub fn hookline_at(&self, i: usize) -> &Value {
+        self.fields[i].get_or_init(|| {
+            self.hookline_field(HOOKLINE_FIELDS[i])
+                .expect("every listed field is computed")
+        })
     }
 
     fn hookline_field(&self, name: &str) -> Option<Value> {

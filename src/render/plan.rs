@@ -14,7 +14,7 @@ use jmespath::ast::Ast;
 use jmespath::{Context, ErrorReason, JmespathError, RuntimeError};
 use serde_json::{Map, Value};
 
-use super::context::EventContext;
+use super::context::{field_index, EventContext};
 use super::expr::{value_to_var, var_to_value, Expr};
 use super::functions::RUNTIME;
 use super::needs::{path_of, walk, Step};
@@ -30,8 +30,9 @@ pub enum Plan {
     Array(Vec<Plan>),
     /// `event.<path>`
     Event(Vec<Step>),
-    /// `hookline.<field>.<path>`, or the whole object when there is no field.
-    Hookline(Option<String>, Vec<Step>),
+    /// `hookline.<field>.<path>` (the field by position in `HOOKLINE_FIELDS`), or the whole
+    /// object when there is no field.
+    Hookline(Option<usize>, Vec<Step>),
     /// `vars.<path>`
     Vars(Vec<Step>),
     /// `name(args)`, without expression references; `offset` of the call for errors.
@@ -85,11 +86,8 @@ impl Plan {
                     .collect::<Result<_, _>>()?,
             )),
             Plan::Event(path) => found(walk(&cx.event.payload, path)),
-            Plan::Hookline(None, _) => Cow::Owned(cx.hookline_value(None)),
-            Plan::Hookline(Some(field), path) => {
-                let v = cx.hookline_value(Some(field));
-                Cow::Owned(walk(&v, path).cloned().unwrap_or(Value::Null))
-            }
+            Plan::Hookline(None, _) => Cow::Owned(cx.hookline_value()),
+            Plan::Hookline(Some(i), path) => found(walk(cx.hookline_at(*i), path)),
             Plan::Vars(path) => found(walk(vars, path)),
             Plan::Call {
                 text,
@@ -169,7 +167,10 @@ fn plan(text: &std::sync::Arc<str>, ast: &Ast) -> Plan {
             Some(Step::Key(k)) if k == "vars" => Plan::Vars(rest(steps)),
             Some(Step::Key(k)) if k == "hookline" => match steps.next() {
                 None => Plan::Hookline(None, vec![]),
-                Some(Step::Key(f)) => Plan::Hookline(Some(f), rest(steps)),
+                Some(Step::Key(f)) => match field_index(&f) {
+                    Some(i) => Plan::Hookline(Some(i), rest(steps)),
+                    None => Plan::Literal(Value::Null),
+                },
                 // An index into an object reads null.
                 Some(Step::Index(_)) => Plan::Literal(Value::Null),
             },
@@ -238,7 +239,7 @@ mod tests {
             "[lookup(vars.m, 'x', event.a), lookup(vars.m, event.a.b), not_null(event.n, event.s), truncate(event.s, `1`)]",
             "[concat(event.a, `1.5`, `true`, event.n), lower(event.s), default('', `[]`), default(event.a.b, 'x')]",
             "{ks: event.tags[*].k, f: event.tags[?k == 'y'] | [0].k, cmp: event.s == 'Hi', o: event.a.b[0] || `5`}",
-            "{h: hookline, nothing: other.path, idx: [0], sorted: sort_by(event.tags, &k)[0].k}",
+            "{h: hookline, hn: hookline.nope, hi: hookline[0], nothing: other.path, idx: [0], sorted: sort_by(event.tags, &k)[0].k}",
             "event",
             "hookline.category",
         ] {

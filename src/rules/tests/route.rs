@@ -288,3 +288,61 @@ fn dedup_suppresses_repeats_per_subscription_and_survives_reloads() {
         .deliveries
         .is_empty());
 }
+
+#[test]
+fn rule_set_aliases_defaults_and_inverted_bands() {
+    let r = router(
+        "severity:
+  default: medium
+  aliases: {SEV1: critical, error: low}
+sources:
+  - id: inverted
+    topics: [inv]
+    severity: prio
+    bands:
+      - {max: 1, severity: critical}
+      - {min: 2, max: 3, severity: high}
+      - {min: 4, severity: info}
+    aliases: {error: high}
+routes:
+  - id: r
+    to: [a]
+",
+    );
+    let sev = |topic: &str, v: Value| send(&r, topic, v).severity.as_str();
+    assert_eq!(sev("inv", json!({"prio": 1})), "critical");
+    assert_eq!(sev("inv", json!({"prio": "3"})), "high");
+    assert_eq!(sev("inv", json!({"prio": 9})), "info");
+    assert_eq!(
+        sev("inv", json!({"prio": "sev1"})),
+        "critical",
+        "rule-set alias"
+    );
+    assert_eq!(
+        sev("inv", json!({"prio": "ERROR"})),
+        "high",
+        "source alias wins"
+    );
+    assert_eq!(
+        sev("other", json!({"severity": "error"})),
+        "low",
+        "rule-set alias wins over built-in"
+    );
+    assert_eq!(
+        sev("other", json!({"severity": "nonsense"})),
+        "medium",
+        "rule-set default"
+    );
+    assert_eq!(
+        sev("inv", json!({"prio": -3})),
+        "critical",
+        "max-only band is open below"
+    );
+    assert_eq!(
+        r.metrics()
+            .severity_unknown
+            .with_label_values(&["default"])
+            .get(),
+        1
+    );
+}
