@@ -1,6 +1,7 @@
 //! `hookline test`: a dry run of the rules, no Kafka. Either one event file
 //! (`--topic T --event FILE [--json]`) or a file of test cases (`--cases FILE`).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,18 +52,22 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let payloads = cases::read_events(event).map_err(anyhow::Error::msg)?;
     let router = Router::shared(rules, Metrics::new());
     let routings = cases::route_all(&router, topic, &payloads);
-    if args.json {
-        let out = json!({"events": routings.iter().map(to_json).collect::<Vec<_>>()});
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).context("encoding")?
-        );
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        let doc = json!({"events": routings.iter().map(to_json).collect::<Vec<_>>()});
+        let text = serde_json::to_string_pretty(&doc).context("encoding")?;
+        writeln!(out, "{text}")
     } else {
-        for (i, r) in routings.iter().enumerate() {
-            print_text(i, r);
-        }
+        routings
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, r)| print_text(&mut out, i, r))
+    };
+    match written {
+        // `hookline test ... | head` is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// One routed event as the `--json` output shows it.
@@ -88,32 +93,32 @@ pub fn to_json(r: &Routing) -> Value {
     })
 }
 
-fn print_text(i: usize, r: &Routing) {
-    println!(
+fn print_text(out: &mut impl Write, i: usize, r: &Routing) -> std::io::Result<()> {
+    writeln!(
+        out,
         "event {}: category={} severity={} (raw {}) id={}",
         i + 1,
         r.category,
         r.severity,
         r.raw_severity.as_deref().unwrap_or("-"),
         r.event_id.as_deref().unwrap_or("-")
-    );
-    println!(
-        "  routes: {}",
-        if r.routes.is_empty() {
-            "(none)".to_string()
-        } else {
-            r.routes.join(", ")
-        }
-    );
+    )?;
+    let routes = if r.routes.is_empty() {
+        "(none)".to_string()
+    } else {
+        r.routes.join(", ")
+    };
+    writeln!(out, "  routes: {routes}")?;
     for d in &r.deliveries {
         match &d.body {
-            Ok(b) => println!("  -> {}: {}", d.subscription.id, b),
-            Err(e) => println!("  -> {}: RENDER ERROR {e}", d.subscription.id),
+            Ok(b) => writeln!(out, "  -> {}: {}", d.subscription.id, b)?,
+            Err(e) => writeln!(out, "  -> {}: RENDER ERROR {e}", d.subscription.id)?,
         }
     }
     for s in &r.suppressed {
-        println!("  -> {s}: suppressed by dedup");
+        writeln!(out, "  -> {s}: suppressed by dedup")?;
     }
+    Ok(())
 }
 
 fn run_cases(rules: Arc<RuleSet>, file: &std::path::Path) -> anyhow::Result<ExitCode> {

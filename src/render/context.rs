@@ -7,18 +7,21 @@
 //!   "vars":    <the template's vars>   (templates only) }
 //! ```
 //!
-//! built lazily: an event that no predicate, dedup key or expression template looks at is never
-//! converted for the interpreter.
+//! Each expression gets a view with only the parts it reads (see [`super::needs`]): most
+//! predicates read a field or two, and converting the whole event for each would cost more
+//! than evaluating them. Whole parts, once built, are kept for the other expressions of the
+//! same event.
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::SecondsFormat;
-use jmespath::{Rcvar, Variable};
+use jmespath::Rcvar;
 use serde_json::Value;
 
 use super::expr::{object, value_to_var};
+use super::needs::{prune, Needs};
 use crate::event::Event;
 use crate::rules::Severity;
 
@@ -39,15 +42,39 @@ pub struct Derived {
     pub fields: Vec<(Arc<str>, Value)>,
 }
 
-/// One event and its derived fields, with the interpreter views built on first use.
+/// The names under `hookline`.
+pub const HOOKLINE_FIELDS: &[&str] = &[
+    "category",
+    "severity",
+    "raw_severity",
+    "event_id",
+    "source",
+    "topic",
+    "partition",
+    "offset",
+    "index",
+    "key",
+    "received_at",
+    "kafka_timestamp",
+    "fields",
+];
+
+/// The position of a `hookline` field in [`HOOKLINE_FIELDS`].
+pub fn field_index(name: &str) -> Option<usize> {
+    HOOKLINE_FIELDS.iter().position(|f| *f == name)
+}
+
+/// One event and its derived fields, with interpreter views built on demand.
 pub struct EventContext<'a> {
     /// The event.
     pub event: &'a Event,
     /// Its classification.
     pub derived: &'a Derived,
     event_var: OnceCell<Rcvar>,
-    base: OnceCell<BTreeMap<String, Rcvar>>,
-    root: OnceCell<Rcvar>,
+    hookline: OnceCell<Rcvar>,
+    /// Each `hookline` field as JSON, computed when first read (by position in
+    /// [`HOOKLINE_FIELDS`]): templates read the same few fields many times.
+    fields: [OnceCell<Value>; HOOKLINE_FIELDS.len()],
 }
 
 impl<'a> EventContext<'a> {
@@ -57,87 +84,167 @@ impl<'a> EventContext<'a> {
             event,
             derived,
             event_var: OnceCell::new(),
-            base: OnceCell::new(),
-            root: OnceCell::new(),
+            hookline: OnceCell::new(),
+            fields: Default::default(),
         }
     }
 
-    /// Hands over a conversion classification already made, so it is not made twice.
-    pub fn seed_event_var(&self, var: Rcvar) {
-        let _ = self.event_var.set(var);
+    /// The whole context, `{event, hookline}`.
+    pub fn root(&self) -> Rcvar {
+        self.view(&Needs::everything(), None)
     }
 
-    /// The raw event as an interpreter value (converted once).
-    pub fn event_var(&self) -> Rcvar {
-        self.event_var
-            .get_or_init(|| value_to_var(&self.event.payload))
-            .clone()
+    /// The context as an expression that reads `needs` sees it, with `vars` when given.
+    pub fn view(&self, needs: &Needs, vars: Option<&Rcvar>) -> Rcvar {
+        let mut m = BTreeMap::new();
+        if let Some(n) = needs.under("event") {
+            let v = match self.event_var.get() {
+                Some(full) => full.clone(),
+                None if n.is_everything() => self
+                    .event_var
+                    .get_or_init(|| value_to_var(&self.event.payload))
+                    .clone(),
+                None => prune(&self.event.payload, &n),
+            };
+            m.insert("event".to_string(), v);
+        }
+        if let Some(n) = needs.under("hookline") {
+            let v = match self.hookline.get() {
+                Some(full) => full.clone(),
+                None if n.is_everything() => {
+                    self.hookline.get_or_init(|| self.hookline(None)).clone()
+                }
+                None => self.hookline(Some(&n.keys())),
+            };
+            m.insert("hookline".to_string(), v);
+        }
+        if let (Some(vars), Some(_)) = (vars, needs.under("vars")) {
+            m.insert("vars".to_string(), vars.clone());
+        }
+        object(m)
     }
 
-    fn base(&self) -> &BTreeMap<String, Rcvar> {
-        self.base.get_or_init(|| {
-            let mut m = BTreeMap::new();
-            m.insert("event".to_string(), self.event_var());
-            m.insert("hookline".to_string(), self.hookline());
-            m
+    /// The `hookline` object, with only `names` when given.
+    fn hookline(&self, names: Option<&[&str]>) -> Rcvar {
+        let names = names.unwrap_or(HOOKLINE_FIELDS);
+        let m = names
+            .iter()
+            .filter_map(|n| Some((n.to_string(), value_to_var(self.hookline_ref(n)?))))
+            .collect();
+        object(m)
+    }
+
+    /// The whole `hookline` object as JSON.
+    pub fn hookline_value(&self) -> Value {
+        Value::Object(
+            HOOKLINE_FIELDS
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), self.hookline_at(i).clone()))
+                .collect(),
+        )
+    }
+
+    /// One `hookline` field, `None` for a name that is not one.
+    pub fn hookline_ref(&self, name: &str) -> Option<&Value> {
+        field_index(name).map(|i| self.hookline_at(i))
+    }
+
+    /// The field at position `i` of [`HOOKLINE_FIELDS`].
+    pub fn hookline_at(&self, i: usize) -> &Value {
+        self.fields[i].get_or_init(|| {
+            self.hookline_field(HOOKLINE_FIELDS[i])
+                .expect("every listed field is computed")
         })
     }
 
-    /// `{event, hookline}`: what predicates and dedup keys are evaluated against.
-    pub fn root(&self) -> Rcvar {
-        self.root
-            .get_or_init(|| object(self.base().clone()))
-            .clone()
-    }
-
-    /// `{event, hookline, vars}`: what a template with `vars` is evaluated against.
-    pub fn with_vars(&self, vars: &Rcvar) -> Rcvar {
-        let mut m = self.base().clone();
-        m.insert("vars".to_string(), vars.clone());
-        object(m)
-    }
-
-    fn hookline(&self) -> Rcvar {
+    fn hookline_field(&self, name: &str) -> Option<Value> {
         let d = self.derived;
         let o = &self.event.origin;
-        let s = |v: &str| Arc::new(Variable::String(v.to_string()));
-        let opt = |v: &Option<String>| v.as_deref().map_or_else(|| Arc::new(Variable::Null), s);
-        let n = |v: i64| Arc::new(Variable::Number(v.into()));
-        let fields = d
-            .fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), value_to_var(v)))
-            .collect();
-        let mut m = BTreeMap::new();
-        m.insert("category".into(), s(&d.category));
-        m.insert("severity".into(), s(d.severity.as_str()));
-        m.insert("raw_severity".into(), opt(&d.raw_severity));
-        m.insert("event_id".into(), opt(&d.event_id));
-        m.insert(
-            "source".into(),
-            d.source
-                .as_deref()
-                .map_or_else(|| Arc::new(Variable::Null), s),
-        );
-        m.insert("topic".into(), s(&o.topic));
-        m.insert("partition".into(), n(o.partition.into()));
-        m.insert("offset".into(), n(o.offset));
-        m.insert("index".into(), n(o.index.into()));
-        m.insert("key".into(), s(&o.key()));
-        m.insert(
-            "received_at".into(),
-            s(&self
+        let s = |v: &str| Value::String(v.to_string());
+        let opt = |v: Option<&str>| v.map_or(Value::Null, s);
+        Some(match name {
+            "category" => s(&d.category),
+            "severity" => s(d.severity.as_str()),
+            "raw_severity" => opt(d.raw_severity.as_deref()),
+            "event_id" => opt(d.event_id.as_deref()),
+            "source" => opt(d.source.as_deref()),
+            "topic" => s(&o.topic),
+            "partition" => o.partition.into(),
+            "offset" => o.offset.into(),
+            "index" => o.index.into(),
+            "key" => Value::String(o.key()),
+            "received_at" => Value::String(
+                self.event
+                    .received_at
+                    .to_rfc3339_opts(SecondsFormat::Millis, true),
+            ),
+            "kafka_timestamp" => self
                 .event
-                .received_at
-                .to_rfc3339_opts(SecondsFormat::Millis, true)),
-        );
-        m.insert(
-            "kafka_timestamp".into(),
-            self.event
                 .kafka_timestamp_ms
-                .map_or_else(|| Arc::new(Variable::Null), n),
+                .map_or(Value::Null, Value::from),
+            "fields" => Value::Object(
+                d.fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            ),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Origin;
+    use crate::render::expr::var_to_value;
+    use crate::render::Expr;
+    use serde_json::json;
+
+    #[test]
+    fn views_hold_what_expressions_read_and_agree_with_the_whole() {
+        let ev = Event::new(
+            Origin {
+                topic: "t".into(),
+                partition: 1,
+                offset: 2,
+                index: 3,
+            },
+            json!({"a": {"b": 1, "c": [1, 2]}, "d": "x"}),
         );
-        m.insert("fields".into(), object(fields));
-        object(m)
+        let d = Derived {
+            category: "cat".into(),
+            severity: Severity::Low,
+            raw_severity: None,
+            event_id: Some("e".into()),
+            source: None,
+            fields: vec![("f".into(), json!(5))],
+        };
+        let vars = value_to_var(&json!({"v": 1}));
+        let cx = EventContext::new(&ev, &d);
+        let e = Expr::compile("event.a.b").unwrap();
+        assert_eq!(
+            var_to_value(&cx.view(e.needs(), Some(&vars))),
+            json!({"event": {"a": {"b": 1}}})
+        );
+        let e = Expr::compile("{k: hookline.key, f: hookline.fields.f, v: vars.v}").unwrap();
+        assert_eq!(
+            var_to_value(&cx.view(e.needs(), Some(&vars))),
+            json!({"hookline": {"key": "t/1/2/3", "fields": {"f": 5}}, "vars": {"v": 1}})
+        );
+        let root = var_to_value(&cx.root());
+        assert_eq!(root["event"], *ev.payload);
+        assert_eq!(
+            root["hookline"].as_object().unwrap().len(),
+            HOOKLINE_FIELDS.len()
+        );
+        assert_eq!(root["hookline"]["raw_severity"], Value::Null);
+        // Once the whole event is built, later views reuse it.
+        let e = Expr::compile("event.d").unwrap();
+        assert_eq!(
+            var_to_value(&cx.view(e.needs(), None))["event"],
+            *ev.payload
+        );
     }
 }

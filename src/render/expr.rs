@@ -15,6 +15,7 @@ use jmespath::{Context, Expression, Rcvar, Variable};
 use serde_json::Value;
 
 use super::functions::{is_known, RUNTIME};
+use super::needs::{path_of, prune, walk, Needs, Step};
 
 /// An expression that does not compile: the reason and its 0-based position in the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,19 +34,13 @@ pub struct ExprError {
 pub struct Expr {
     compiled: Expression<'static>,
     fast: Option<FastPath>,
+    needs: Needs,
 }
 
 impl fmt::Debug for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Expr({:?})", self.compiled.as_str())
     }
-}
-
-/// A path of keys and indexes, readable directly from a `Value`.
-#[derive(Clone, Debug)]
-enum Step {
-    Key(String),
-    Index(i32),
 }
 
 /// Expressions that classification can evaluate without the interpreter.
@@ -87,7 +82,34 @@ impl Expr {
             });
         }
         let fast = fast_path(compiled.as_ast());
-        Ok(Expr { compiled, fast })
+        let needs = Needs::of(compiled.as_ast());
+        Ok(Expr {
+            compiled,
+            fast,
+            needs,
+        })
+    }
+
+    /// A part of a compiled expression as an expression of its own. `text` is the whole
+    /// expression's: offsets in the part refer to it.
+    pub fn from_ast(text: &str, ast: Ast) -> Expr {
+        let fast = fast_path(&ast);
+        let needs = Needs::of(&ast);
+        Expr {
+            compiled: Expression::new(text, ast, &RUNTIME),
+            fast,
+            needs,
+        }
+    }
+
+    /// The syntax tree.
+    pub fn as_ast(&self) -> &Ast {
+        self.compiled.as_ast()
+    }
+
+    /// What the expression reads of its input.
+    pub fn needs(&self) -> &Needs {
+        &self.needs
     }
 
     /// The source text.
@@ -101,12 +123,11 @@ impl Expr {
         jmespath::interpret(data, self.compiled.as_ast(), &mut ctx)
     }
 
-    /// Evaluates against a raw event, through the fast path when there is one. `var` converts
-    /// the event on demand (and should cache it: several extractors may need it).
+    /// Evaluates against a raw event: through the fast path when there is one, else on the
+    /// parts of the event the expression reads.
     pub fn eval_value<'v>(
         &self,
         data: &'v Value,
-        var: impl FnOnce() -> Rcvar,
     ) -> Result<Extracted<'v>, jmespath::JmespathError> {
         static NULL: Value = Value::Null;
         match &self.fast {
@@ -127,7 +148,7 @@ impl Expr {
                 }
                 Ok(Extracted::Value(last))
             }
-            None => self.eval(&var()).map(Extracted::Var),
+            None => self.eval(&prune(data, &self.needs)).map(Extracted::Var),
         }
     }
 }
@@ -189,37 +210,6 @@ pub fn truthy(v: &Value) -> bool {
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
         Value::Number(_) => true,
-    }
-}
-
-fn walk<'v>(mut v: &'v Value, path: &[Step]) -> Option<&'v Value> {
-    for step in path {
-        v = match (step, v) {
-            (Step::Key(k), Value::Object(o)) => o.get(k)?,
-            (Step::Index(i), Value::Array(a)) => {
-                let i = if *i < 0 {
-                    a.len() as i64 + *i as i64
-                } else {
-                    *i as i64
-                };
-                a.get(usize::try_from(i).ok()?)?
-            }
-            _ => return None,
-        };
-    }
-    Some(v)
-}
-
-fn path_of(ast: &Ast) -> Option<Vec<Step>> {
-    match ast {
-        Ast::Field { name, .. } => Some(vec![Step::Key(name.clone())]),
-        Ast::Index { idx, .. } => Some(vec![Step::Index(*idx)]),
-        Ast::Subexpr { lhs, rhs, .. } => {
-            let mut p = path_of(lhs)?;
-            p.extend(path_of(rhs)?);
-            Some(p)
-        }
-        _ => None,
     }
 }
 
@@ -343,7 +333,7 @@ mod tests {
 
     fn extract(expr: &str, data: &Value) -> Option<String> {
         let e = Expr::compile(expr).unwrap();
-        e.eval_value(data, || value_to_var(data)).unwrap().to_text()
+        e.eval_value(data).unwrap().to_text()
     }
 
     #[test]
@@ -376,10 +366,7 @@ mod tests {
         ] {
             let e = Expr::compile(expr).unwrap();
             assert!(e.fast.is_some(), "{expr} should take the fast path");
-            let fast = e
-                .eval_value(&data, || value_to_var(&data))
-                .unwrap()
-                .to_value();
+            let fast = e.eval_value(&data).unwrap().to_value();
             let slow = var_to_value(&e.eval(&value_to_var(&data)).unwrap());
             assert_eq!(fast, slow, "{expr}");
         }

@@ -9,6 +9,8 @@ pub mod builtin;
 pub mod context;
 pub mod expr;
 pub mod functions;
+pub mod needs;
+pub mod plan;
 pub mod template;
 
 pub use context::{Derived, EventContext};

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use jmespath::{Rcvar, Variable};
 use serde_json::Value;
 
 use super::context::EventContext;
-use super::expr::{value_to_var, var_to_value, Expr};
+use super::expr::Expr;
+use super::plan::Plan;
 use crate::rules::RenderError;
 
 /// A compiled template.
@@ -21,8 +21,8 @@ pub struct Template {
 enum Body {
     /// The event unchanged.
     Raw,
-    /// A JMESPath expression over the context, with the template's `vars` when it has some.
-    Expr { expr: Expr, vars: Option<Rcvar> },
+    /// A JMESPath expression over the context, planned; `vars` as the template gives them.
+    Expr { plan: Plan, vars: Value },
 }
 
 impl Template {
@@ -39,8 +39,8 @@ impl Template {
         Template {
             name: name.into(),
             body: Body::Expr {
-                expr,
-                vars: vars.map(value_to_var),
+                plan: Plan::new(&expr),
+                vars: vars.cloned().unwrap_or(Value::Null),
             },
         }
     }
@@ -50,12 +50,8 @@ impl Template {
     pub fn render(&self, cx: &EventContext<'_>) -> Result<Value, RenderError> {
         match &self.body {
             Body::Raw => Ok((*cx.event.payload).clone()),
-            Body::Expr { expr, vars } => {
-                let data = match vars {
-                    Some(v) => cx.with_vars(v),
-                    None => cx.root(),
-                };
-                let out = expr.eval(&data).map_err(|e| RenderError {
+            Body::Expr { plan, vars } => {
+                let out = plan.eval(cx, vars).map_err(|e| RenderError {
                     template: self.name.to_string(),
                     reason: format!(
                         "{} (expression line {}, column {})",
@@ -64,13 +60,13 @@ impl Template {
                         e.column + 1
                     ),
                 })?;
-                if matches!(*out, Variable::Null) {
+                if out.is_null() {
                     return Err(RenderError {
                         template: self.name.to_string(),
                         reason: "the template produced null".into(),
                     });
                 }
-                Ok(var_to_value(&out))
+                Ok(out)
             }
         }
     }

@@ -1,12 +1,14 @@
-//! The category index: which routes could match an event of a given category, so that most
-//! routes are never evaluated.
+//! The route index: which routes could match an event of a given topic and category, so that
+//! most routes are never evaluated.
 //!
 //! Each route's top-level category test is lifted out of its condition (see
-//! [`Cond::take_category`](super::matcher::Cond::take_category)) and filed here under its
-//! literal names (a hash lookup) or its globs (one `GlobSet` for all routes). Routes without a
-//! category test are candidates for every event.
+//! [`Cond::take_category`](super::matcher::Cond::take_category)) and filed under its literal
+//! names (a hash lookup) or its globs (one `GlobSet` for all routes). Routes without a category
+//! test are candidates for every category. One such category index is kept per topic, holding
+//! only the routes whose `topics` admit it; it is built the first time the topic is seen.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -21,12 +23,60 @@ pub struct RouteIndex {
     any: Vec<u32>,
 }
 
+/// Topics whose index is kept; past this (glob topics can be many), indexes of new topics
+/// are built for each event instead of kept.
+pub const MAX_TOPICS: usize = 1024;
+
+/// Category indexes by topic.
+#[derive(Debug)]
+pub struct Index {
+    topics: Vec<Option<NameMatch>>,
+    categories: Vec<Option<NameMatch>>,
+    by_topic: RwLock<HashMap<String, Arc<RouteIndex>>>,
+}
+
+impl Index {
+    /// Indexes routes (in rule order) given their topic filters and category tests.
+    pub fn new(
+        topics: Vec<Option<NameMatch>>,
+        categories: Vec<Option<NameMatch>>,
+    ) -> Result<Index, globset::Error> {
+        // Build once to report bad globs now rather than at the first event.
+        RouteIndex::new(categories.iter().enumerate())?;
+        Ok(Index {
+            topics,
+            categories,
+            by_topic: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The category index of `topic`.
+    pub fn for_topic(&self, topic: &str) -> Arc<RouteIndex> {
+        if let Some(idx) = self.by_topic.read().expect("index lock").get(topic) {
+            return idx.clone();
+        }
+        let routes = self
+            .categories
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.topics[*i].as_ref().is_none_or(|t| t.is_match(topic)));
+        let idx = Arc::new(RouteIndex::new(routes).expect("globs checked in Index::new"));
+        let mut map = self.by_topic.write().expect("index lock");
+        if map.len() < MAX_TOPICS {
+            map.insert(topic.to_string(), idx.clone());
+        }
+        idx
+    }
+}
+
 impl RouteIndex {
-    /// Indexes routes given their category tests, in rule order.
-    pub fn new(categories: &[Option<NameMatch>]) -> Result<RouteIndex, globset::Error> {
+    /// Indexes routes given their numbers and category tests, in rule order.
+    pub fn new<'a>(
+        categories: impl IntoIterator<Item = (usize, &'a Option<NameMatch>)>,
+    ) -> Result<RouteIndex, globset::Error> {
         let mut idx = RouteIndex::default();
         let mut builder = GlobSetBuilder::new();
-        for (i, c) in categories.iter().enumerate() {
+        for (i, c) in categories {
             let i = i as u32;
             match c {
                 None => idx.any.push(i),
@@ -78,14 +128,14 @@ mod tests {
 
     #[test]
     fn candidates_are_ordered_and_unique() {
-        let idx = RouteIndex::new(&[
+        let cats = [
             m(&["vuln"]),
             None,
             m(&["ATTACK_*", "ATTACK_ALERT"]),
             m(&["new_hits"]),
             m(&["*"]),
-        ])
-        .unwrap();
+        ];
+        let idx = RouteIndex::new(cats.iter().enumerate()).unwrap();
         let mut out = Vec::new();
         idx.candidates("ATTACK_ALERT", &mut out);
         assert_eq!(out, vec![1, 2, 4]);
@@ -98,9 +148,28 @@ mod tests {
     #[test]
     fn most_routes_are_ruled_out() {
         let cats: Vec<_> = (0..1000).map(|i| m(&[&format!("cat-{i}")])).collect();
-        let idx = RouteIndex::new(&cats).unwrap();
+        let idx = RouteIndex::new(cats.iter().enumerate()).unwrap();
         let mut out = Vec::new();
         idx.candidates("cat-500", &mut out);
         assert_eq!(out, vec![500]);
+    }
+
+    #[test]
+    fn topics_narrow_the_candidates() {
+        let topics = vec![m(&["a"]), None, m(&["b.*"]), m(&["a", "c"])];
+        let cats = vec![None, m(&["x"]), None, m(&["x", "y"])];
+        let idx = Index::new(topics, cats).unwrap();
+        let mut out = Vec::new();
+        idx.for_topic("a").candidates("x", &mut out);
+        assert_eq!(out, vec![0, 1, 3]);
+        idx.for_topic("b.1").candidates("x", &mut out);
+        assert_eq!(out, vec![1, 2]);
+        idx.for_topic("c").candidates("z", &mut out);
+        assert!(out.is_empty());
+        assert_eq!(idx.by_topic.read().unwrap().len(), 3);
+        assert!(
+            Arc::ptr_eq(&idx.for_topic("a"), &idx.for_topic("a")),
+            "kept"
+        );
     }
 }

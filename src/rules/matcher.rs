@@ -101,7 +101,9 @@ impl Cond {
             Cond::Category(m) => m.is_match(&cx.derived.category),
             Cond::MinSeverity(s) => cx.derived.severity >= *s,
             Cond::SeverityIn(set) => set & severity_bit(cx.derived.severity) != 0,
-            Cond::Expr(e) => e.eval(&cx.root()).is_ok_and(|v| v.is_truthy()),
+            Cond::Expr(e) => e
+                .eval(&cx.view(e.needs(), None))
+                .is_ok_and(|v| v.is_truthy()),
             Cond::Not(c) => !c.holds(cx),
             Cond::All(cs) => cs.iter().all(|c| c.holds(cx)),
             Cond::Any(cs) => cs.iter().any(|c| c.holds(cx)),

@@ -6,6 +6,16 @@
 //!   `Arc<RuleSet>` atomically and announces it on [`Router::watch`].
 //! - [`Router::route`] classifies one event, matches routes, and renders one body per
 //!   subscription (each subscription at most once).
+//!
+//! Layout, in the order a rule set is built and then used (reference: `docs/rules.md`):
+//! - [`load`] reads the files ([`env`](mod@env) expands `${NAME}`), [`model`] is what they may say,
+//!   [`compile`] turns them into a [`RuleSet`], reporting [`problems`] as `file:line:col`.
+//! - [`source`] classifies an event ([`severity`], [`aliases`]: the canonical scale and how
+//!   vendor words and numbers map onto it).
+//! - [`index`] narrows the routes by topic and category, [`matcher`] evaluates conditions,
+//!   [`route`] ties it together with [`dedup`] windows and rendering (`crate::render`).
+//! - [`reload`] swaps rule sets on file changes, SIGHUP and the admin API; [`cases`] runs
+//!   routing tests (`hookline test --cases`).
 
 pub mod aliases;
 pub mod cases;
@@ -112,7 +122,7 @@ pub struct Routing {
 pub struct RuleSet {
     sources: source::Sources,
     routes: Vec<route::Route>,
-    index: index::RouteIndex,
+    index: index::Index,
     subscriptions: Vec<Arc<SubscriptionSettings>>,
     /// The template of each subscription, by position.
     sub_templates: Vec<Arc<Template>>,

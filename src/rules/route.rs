@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dedup::DedupStore;
-use super::matcher::{Cond, NameMatch};
+use super::matcher::Cond;
 use super::{Rendered, Routing, RuleSet};
 use crate::event::Event;
 use crate::metrics::Metrics;
@@ -27,9 +27,7 @@ pub struct Dedup {
 pub struct Route {
     /// Id.
     pub id: Arc<str>,
-    /// Topic filter, when the route has one.
-    pub topics: Option<NameMatch>,
-    /// The condition, minus the category test the index already applied.
+    /// The condition, minus the topic and category tests the index already applied.
     pub cond: Cond,
     /// Subscriptions, as positions in the rule set's list.
     pub to: Vec<usize>,
@@ -63,57 +61,48 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
     }
     let derived = classified.derived;
     let cx = EventContext::new(event, &derived);
-    if let Some(v) = classified.event_var {
-        cx.seed_event_var(v);
-    }
     let now = OnceCell::new();
     let mut routes = Vec::new();
     let mut picked: Vec<(usize, Outcome)> = Vec::new();
     CANDIDATES.with_borrow_mut(|candidates| {
-        rules.index.candidates(&derived.category, candidates);
+        rules
+            .index
+            .for_topic(&event.origin.topic)
+            .candidates(&derived.category, candidates);
         for &i in candidates.iter() {
             let r = &rules.routes[i as usize];
-            if r.topics
-                .as_ref()
-                .is_some_and(|t| !t.is_match(&event.origin.topic))
-            {
-                continue;
-            }
             if !r.cond.holds(&cx) {
                 continue;
             }
             routes.push(r.id.to_string());
+            // An event without a key (null, or the key failed) is not deduplicated: it
+            // would otherwise share one key with every other such event.
+            let key = r.dedup.as_ref().and_then(|d| {
+                let k = d.key.eval(&cx.view(d.key.needs(), None)).ok()?;
+                (!matches!(*k, jmespath::Variable::Null))
+                    .then(|| crate::render::expr::var_to_value(&k).to_string())
+            });
             for &s in &r.to {
                 let sub = &rules.subscriptions[s];
                 if sub.config.status == crate::deliver::SubscriptionStatus::Disabled {
                     continue;
                 }
-                let outcome = match &r.dedup {
-                    Some(d) => {
-                        let key = d
-                            .key
-                            .eval(&cx.root())
-                            .ok()
-                            .map(|k| crate::render::expr::var_to_value(&k).to_string());
-                        match key {
-                            // The same key already delivered to this subscription by this
-                            // route within the window.
-                            Some(k)
-                                if picked
-                                    .iter()
-                                    .all(|(p, o)| *p != s || *o != Outcome::Deliver) =>
-                            {
-                                let now = *now.get_or_init(Instant::now);
-                                if dedup.is_repeat(&sub.id, &r.id, k, d.window, now) {
-                                    Outcome::Suppressed
-                                } else {
-                                    Outcome::Deliver
-                                }
-                            }
-                            _ => Outcome::Deliver,
+                let outcome = match (&r.dedup, &key) {
+                    // Suppressed when this route already delivered the key to this
+                    // subscription within the window (and no earlier route delivers it now).
+                    (Some(d), Some(k))
+                        if picked
+                            .iter()
+                            .all(|(p, o)| *p != s || *o != Outcome::Deliver) =>
+                    {
+                        let now = *now.get_or_init(Instant::now);
+                        if dedup.is_repeat(&sub.id, &r.id, k.clone(), d.window, now) {
+                            Outcome::Suppressed
+                        } else {
+                            Outcome::Deliver
                         }
                     }
-                    None => Outcome::Deliver,
+                    _ => Outcome::Deliver,
                 };
                 match picked.iter_mut().find(|(p, _)| *p == s) {
                     Some((_, o)) => {

@@ -1,16 +1,14 @@
 //! Classification: which source a topic belongs to, and the category, severity, event id and
 //! extra fields its extractors find in an event.
 
-use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use jmespath::Rcvar;
 
 use super::aliases::{Normalised, Scale};
 use crate::event::Event;
-use crate::render::expr::{value_to_var, Extracted};
+use crate::render::expr::Extracted;
 use crate::render::{Derived, Expr};
 
 /// Extractors used when a source leaves one out; they fit common flat events.
@@ -50,8 +48,6 @@ pub struct Classified {
     pub derived: Derived,
     /// The severity was present but not understood (it fell to the default).
     pub unknown_severity: bool,
-    /// The event converted for the interpreter, when an extractor needed it.
-    pub event_var: Option<Rcvar>,
 }
 
 impl Source {
@@ -78,15 +74,13 @@ impl Source {
     /// category and a severity, never an error, so it is never dropped here.
     pub fn classify(&self, event: &Event) -> Classified {
         let payload = &*event.payload;
-        let var = OnceCell::new();
-        let conv = || var.get_or_init(|| value_to_var(payload)).clone();
         let category = self
             .category
-            .eval_value(payload, conv)
+            .eval_value(payload)
             .ok()
             .and_then(|v| v.to_text())
             .unwrap_or_else(|| self.default_category.clone());
-        let (severity, raw_severity) = match self.severity.eval_value(payload, conv) {
+        let (severity, raw_severity) = match self.severity.eval_value(payload) {
             Ok(v) => {
                 let n = match &v {
                     Extracted::Value(serde_json::Value::Number(_)) => {
@@ -103,7 +97,7 @@ impl Source {
         };
         let event_id = self
             .event_id
-            .eval_value(payload, conv)
+            .eval_value(payload)
             .ok()
             .and_then(|v| v.to_text());
         let fields = self
@@ -111,7 +105,7 @@ impl Source {
             .iter()
             .map(|(name, e)| {
                 let v = e
-                    .eval_value(payload, conv)
+                    .eval_value(payload)
                     .map(|v| v.to_value())
                     .unwrap_or(serde_json::Value::Null);
                 (name.clone(), v)
@@ -127,7 +121,6 @@ impl Source {
                 fields,
             },
             unknown_severity: matches!(severity, Normalised::Unknown(_)),
-            event_var: var.into_inner(),
         }
     }
 }
@@ -227,10 +220,6 @@ mod tests {
         assert_eq!(c.derived.raw_severity.as_deref(), Some("WARN"));
         assert_eq!(c.derived.event_id.as_deref(), Some("42"));
         assert!(!c.unknown_severity);
-        assert!(
-            c.event_var.is_none(),
-            "plain paths must not convert the event"
-        );
     }
 
     #[test]
@@ -270,7 +259,6 @@ mod tests {
         assert_eq!(c.derived.category, "new_hits");
         assert_eq!(c.derived.severity, Severity::High);
         assert_eq!(c.derived.fields, vec![("summary".into(), json!("HIT"))]);
-        assert!(c.event_var.is_some());
     }
 
     #[test]

@@ -244,7 +244,7 @@ routes:
 
 const DEDUP: &str = "routes:
   - id: d
-    dedup: {key: \"join('/', [event.id, event.state])\", window: 1h}
+    dedup: {key: \"event.id && join('/', [event.id, event.state])\", window: 1h}
     to: [a, b]
   - id: plain
     match: {category: always}
@@ -279,9 +279,70 @@ fn dedup_suppresses_repeats_per_subscription_and_survives_reloads() {
     );
     assert_eq!(subs(&both), vec!["b"]);
     assert_eq!(both.suppressed, vec![std::sync::Arc::from("a")]);
+    // Events without a key are never suppressed.
+    assert_eq!(subs(&send(&r, "t", json!({"x": 1}))), vec!["a", "b"]);
+    assert_eq!(subs(&send(&r, "t", json!({"x": 2}))), vec!["a", "b"]);
     // The memory lives in the router, not the rule set.
     r.replace(load(&[("a.yaml", SUBS), ("b.yaml", DEDUP)]).unwrap());
     assert!(send(&r, "t", json!({"id": "n1", "state": "ongoing"}))
         .deliveries
         .is_empty());
+}
+
+#[test]
+fn rule_set_aliases_defaults_and_inverted_bands() {
+    let r = router(
+        "severity:
+  default: medium
+  aliases: {SEV1: critical, error: low}
+sources:
+  - id: inverted
+    topics: [inv]
+    severity: prio
+    bands:
+      - {max: 1, severity: critical}
+      - {min: 2, max: 3, severity: high}
+      - {min: 4, severity: info}
+    aliases: {error: high}
+routes:
+  - id: r
+    to: [a]
+",
+    );
+    let sev = |topic: &str, v: Value| send(&r, topic, v).severity.as_str();
+    assert_eq!(sev("inv", json!({"prio": 1})), "critical");
+    assert_eq!(sev("inv", json!({"prio": "3"})), "high");
+    assert_eq!(sev("inv", json!({"prio": 9})), "info");
+    assert_eq!(
+        sev("inv", json!({"prio": "sev1"})),
+        "critical",
+        "rule-set alias"
+    );
+    assert_eq!(
+        sev("inv", json!({"prio": "ERROR"})),
+        "high",
+        "source alias wins"
+    );
+    assert_eq!(
+        sev("other", json!({"severity": "error"})),
+        "low",
+        "rule-set alias wins over built-in"
+    );
+    assert_eq!(
+        sev("other", json!({"severity": "nonsense"})),
+        "medium",
+        "rule-set default"
+    );
+    assert_eq!(
+        sev("inv", json!({"prio": -3})),
+        "critical",
+        "max-only band is open below"
+    );
+    assert_eq!(
+        r.metrics()
+            .severity_unknown
+            .with_label_values(&["default"])
+            .get(),
+        1
+    );
 }
