@@ -141,13 +141,23 @@ impl Dispatcher {
                 match divert {
                     Some(divert) => {
                         observer.queue_depth(-1);
-                        match divert.divert(*job, DivertCause::QueueFull).await {
-                            Ok(()) => return,
-                            Err(job) => {
+                        // In the background: the consumer must not wait a Kafka round trip
+                        // per event of a dead receiver, or it would slow every other
+                        // subscription down. The job's ack keeps its offset uncommitted
+                        // until the write is acknowledged.
+                        let settler = settler.clone();
+                        self.inner.shared.tasks.spawn(async move {
+                            if let Err(job) = divert.divert(*job, DivertCause::QueueFull).await {
                                 observer.queue_depth(1);
-                                sender.send(job).await
+                                if let Err(SendError::Closed(job) | SendError::Full(job)) =
+                                    sender.send(job).await
+                                {
+                                    observer.queue_depth(-1);
+                                    settler.dropped(&job.subscription.id, job.ack);
+                                }
                             }
-                        }
+                        });
+                        return;
                     }
                     None => sender.send(*job).await,
                 }
