@@ -20,9 +20,6 @@ impl RuleSet {
             .position(|s| &*s.id == subscription)?;
         let classified = self.sources.for_topic(&event.origin.topic).classify(event);
         let cx = EventContext::new(event, &classified.derived);
-        if let Some(v) = classified.event_var {
-            cx.seed_event_var(v);
-        }
         let body = self.sub_templates[position].render(&cx);
         Some((classified.derived.category.clone(), body))
     }
