@@ -157,7 +157,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     };
     tokio::spawn(admin::serve_on(listener, admin_state, stop.clone()));
     if settings.rules.watch {
+        // File changes and SIGHUP.
         tokio::spawn(reload::watch(
+            settings.rules.dir.clone(),
+            router.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ));
+    } else {
+        tokio::spawn(reload_on_hangup(
             settings.rules.dir.clone(),
             router.clone(),
             metrics.clone(),
@@ -213,6 +221,28 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         stop,
         task,
     })
+}
+
+/// With `rules.watch = false`: reload on SIGHUP only (the admin API works either way).
+async fn reload_on_hangup(
+    dir: std::path::PathBuf,
+    router: Router,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                // Rejections are logged and counted by the reload itself.
+                let _ = reload::reload_now(&dir, &router, &metrics).await;
+            }
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 /// After every rule reload: start and stop subscription queues, and follow topic changes.

@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Approximate size of each event in bytes.
     #[arg(long, default_value_t = 250)]
     pub event_bytes: usize,
+    /// Produce at most this many events per second (0: as fast as possible). At full speed
+    /// latency measures the backlog; below capacity it measures the path.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// Make subscription s0's receiver hang (an endpoint that is down), to measure isolation.
     #[arg(long)]
     pub blackhole: bool,
@@ -138,8 +142,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let producer = broker.producer().clone();
     let events = args.events;
+    let rate = args.rate;
     let produce = tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
         for i in 0..events {
+            if let Some(micros) = (i as u64 * 1_000_000).checked_div(rate) {
+                tokio::time::sleep_until(start + Duration::from_micros(micros)).await;
+            }
             let event = format!(
                 r#"{{"id":"b{i}","category":"bench","severity":"high","sent_us":{},"pad":"{padding}"}}"#,
                 now_micros()
