@@ -15,8 +15,12 @@ use super::lane::{Lane, Shared};
 use super::queue::{self, SendError};
 use super::ssrf::Guard;
 use super::tls::TlsSettings;
-use super::{Divert, DivertCause, Job, SubscriptionSettings};
+use super::{Divert, DivertCause, Job, SubscriptionSettings, SubscriptionStatus};
 use crate::settle::Settler;
+
+/// How often `submit`, waiting for room in a full queue, looks again at whether the receiver
+/// is still healthy (when it no longer is, the job is diverted instead).
+pub const QUEUE_PATIENCE: Duration = Duration::from_millis(250);
 
 /// Delivery-wide settings (from `[delivery]` in hookline.toml).
 #[derive(Clone, Debug, Default)]
@@ -134,10 +138,25 @@ impl Dispatcher {
             .inc();
         // Counted before it is queued, so the lane's count-down never sees it early.
         observer.queue_depth(1);
-        let job = match sender.try_send(job) {
+        let divert = self.inner.shared.divert();
+        // With somewhere durable to put it, a job waits for room only while its receiver is
+        // healthy: a receiver that is merely busy back-pressures, one that fails or hangs has
+        // its overflow diverted so the consumer and the other subscriptions go on.
+        let paused = job.subscription.config.status == SubscriptionStatus::Paused;
+        let mut queued = sender.try_send(job);
+        if divert.is_some() {
+            while let Err(SendError::Full(job)) = queued {
+                // A paused subscription's queue does not move until it is resumed.
+                if paused || !observer.is_healthy() {
+                    queued = Err(SendError::Full(job));
+                    break;
+                }
+                queued = sender.send_within(*job, QUEUE_PATIENCE).await;
+            }
+        }
+        let job = match queued {
             Ok(()) => return,
             Err(SendError::Full(job)) => {
-                let divert = self.inner.shared.divert();
                 match divert {
                     Some(divert) => {
                         observer.queue_depth(-1);

@@ -2,6 +2,7 @@
 //! logs and metrics cannot drift apart. Settling outcomes (delivered, dead-lettered, dropped)
 //! are emitted by [`crate::settle::Settler`], which owns them for every stage.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,9 @@ use crate::metrics::Metrics;
 pub struct Observer {
     subscription: Arc<str>,
     metrics: Metrics,
+    /// The receiver answered its last attempt and its circuit is not open. Shared by every
+    /// clone, so the dispatcher sees what the stack's layers observed.
+    healthy: Arc<AtomicBool>,
 }
 
 /// A circuit's state, as the `hookline_circuit_state` gauge encodes it.
@@ -51,7 +55,15 @@ impl Observer {
         Observer {
             subscription,
             metrics,
+            healthy: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Whether the receiver looks alive: its last attempt got an HTTP answer other than 5xx
+    /// and its circuit is not open. A full queue of a healthy receiver back-pressures; one of
+    /// an unhealthy receiver is diverted to the retry topic.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
     }
 
     /// The subscription id.
@@ -77,6 +89,8 @@ impl Observer {
             .delivery_attempts
             .with_label_values(&[&self.subscription, class])
             .inc();
+        let answered = matches!(class, "2xx" | "3xx" | "4xx");
+        self.healthy.store(answered, Ordering::Release);
         tracing::debug!(subscription = %self.subscription, webhook_id, attempt, class, ?retry_in, "delivery attempt finished");
     }
 
@@ -99,6 +113,8 @@ impl Observer {
             .circuit_transitions
             .with_label_values(&[&self.subscription, to.as_str()])
             .inc();
+        self.healthy
+            .store(to == CircuitState::Closed, Ordering::Release);
         match to {
             CircuitState::Open => {
                 tracing::warn!(subscription = %self.subscription, from = from.as_str(), "circuit opened; deliveries wait")

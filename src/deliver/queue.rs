@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
@@ -75,6 +76,16 @@ impl Sender {
         match self.bound.permits.clone().acquire_owned().await {
             Ok(permit) => self.push(job, permit),
             Err(_) => Err(SendError::Closed(Box::new(job))),
+        }
+    }
+
+    /// Queues `job`, waiting up to `patience` for room; gives it back as `Full` when none
+    /// freed in that time.
+    pub async fn send_within(&self, job: Job, patience: Duration) -> Result<(), SendError> {
+        match tokio::time::timeout(patience, self.bound.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => self.push(job, permit),
+            Ok(Err(_)) => Err(SendError::Closed(Box::new(job))),
+            Err(_) => Err(SendError::Full(Box::new(job))),
         }
     }
 
