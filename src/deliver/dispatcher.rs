@@ -18,8 +18,8 @@ use super::tls::TlsSettings;
 use super::{Divert, DivertCause, Job, SubscriptionSettings, SubscriptionStatus};
 use crate::settle::Settler;
 
-/// How often `submit`, waiting for room in a full queue, looks again at whether the receiver
-/// is still healthy (when it no longer is, the job is diverted instead).
+/// How long `submit` waits for room in a full queue of a healthy receiver. When none frees in
+/// that time the receiver counts as unhealthy and the job is diverted instead.
 pub const QUEUE_PATIENCE: Duration = Duration::from_millis(250);
 
 /// Delivery-wide settings (from `[delivery]` in hookline.toml).
@@ -152,6 +152,11 @@ impl Dispatcher {
                     break;
                 }
                 queued = sender.send_within(*job, QUEUE_PATIENCE).await;
+                if matches!(queued, Err(SendError::Full(_))) {
+                    // Full and not moving: a receiver that hangs has not failed an attempt
+                    // yet, but it is no longer keeping up.
+                    observer.queue_stalled();
+                }
             }
         }
         let job = match queued {

@@ -66,6 +66,14 @@ impl Observer {
         self.healthy.load(Ordering::Acquire)
     }
 
+    /// `QueueStalled`: the queue was full and no room freed for a while; until an attempt
+    /// gets an answer, count the receiver as unhealthy.
+    pub fn queue_stalled(&self) {
+        if self.healthy.swap(false, Ordering::AcqRel) {
+            tracing::warn!(subscription = %self.subscription, "queue full and not moving; overflow goes to the retry topic");
+        }
+    }
+
     /// The subscription id.
     pub fn subscription(&self) -> &str {
         &self.subscription
