@@ -114,6 +114,26 @@ impl DeadLetter {
         }
     }
 
+    /// A dead letter for an event `subscription`'s template could not render.
+    pub fn render_failed(
+        origin: Origin,
+        error: impl Into<String>,
+        subscription: &str,
+        webhook_id: String,
+        event: &serde_json::Value,
+    ) -> Self {
+        DeadLetter {
+            origin,
+            reason: Reason::Render,
+            error: error.into(),
+            subscription: Some(subscription.to_string()),
+            webhook_id: Some(webhook_id),
+            attempts: 0,
+            status: None,
+            payload: serde_json::to_vec(event).expect("a JSON value serialises"),
+        }
+    }
+
     fn headers(&self) -> OwnedHeaders {
         let partition = self.origin.partition.to_string();
         let offset = self.origin.offset.to_string();

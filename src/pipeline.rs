@@ -68,14 +68,10 @@ impl Pipeline {
             background: TaskTracker::new(),
         }
     }
-
-    /// Routes every event of `record`. Returns once each delivery is queued (waiting while a
-    /// queue is full) or a dead letter for it is under way.
-    pub async fn process(&self, record: Record<'_>, ack: MessageAck) {
-        self.handle(record, ack).await;
-    }
 }
 
+/// Routes every event of a message. Returns once each delivery is queued (waiting while a
+/// queue is full) or a dead letter for it is under way.
 impl Handler for Pipeline {
     async fn handle(&self, record: Record<'_>, ack: MessageAck) -> Flow {
         self.metrics
@@ -162,21 +158,14 @@ impl Pipeline {
                     self.dispatcher.submit(job).await;
                 }
                 Err(e) => {
-                    self.metrics
-                        .render_errors
-                        .with_label_values(&[&rendered.subscription.id])
-                        .inc();
-                    let letter = DeadLetter {
-                        origin: event.origin.clone(),
-                        reason: Reason::Render,
-                        error: e.to_string(),
-                        subscription: Some(rendered.subscription.id.to_string()),
-                        webhook_id: Some(id),
-                        attempts: 0,
-                        status: None,
-                        payload: serde_json::to_vec(&*event.payload)
-                            .expect("a JSON value serialises"),
-                    };
+                    // Counted in render_errors by the router, which rendered it.
+                    let letter = DeadLetter::render_failed(
+                        event.origin.clone(),
+                        e.to_string(),
+                        &rendered.subscription.id,
+                        id,
+                        &event.payload,
+                    );
                     self.dead_letter(letter, part);
                 }
             }

@@ -128,7 +128,8 @@ async fn invalid_messages_are_dead_lettered_with_a_reason_and_routing_goes_on() 
     );
     let metrics = running.metrics.render();
     assert!(
-        metrics.contains("hookline_dead_letters_total{reason=\"not-json\"} 1"),
+        metrics.contains("hookline_dead_letters_total{reason=\"not-json\"} 1")
+            && metrics.contains("hookline_render_errors_total{subscription=\"picky\"} 1"),
         "{metrics}"
     );
     running.stop();

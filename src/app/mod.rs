@@ -113,7 +113,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         .map_err(StartError::Producer)?;
     let dlq = DeadLetterProducer::new(producer.clone(), settings.kafka.dead_letter_topic.clone());
     let settler = Settler::new(dlq, metrics.clone(), hard_stop.clone());
-    let settler_for_readers = settler.clone();
     let dispatcher = Dispatcher::new(settler.clone(), settings.delivery.clone())?;
     if settings.kafka.create_topics {
         topics::ensure(&settings).await;
@@ -134,7 +133,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let pipeline = Pipeline::new(
         router.clone(),
         dispatcher.clone(),
-        settler,
+        settler.clone(),
         settings.kafka.max_message_bytes,
     );
     let source = Arc::new(Source::new(&settings.kafka, metrics.clone())?);
@@ -184,11 +183,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         .iter()
         .map(|reader| {
             let reader = reader.clone();
-            let handler = RetryReader::new(
-                router.clone(),
-                dispatcher.clone(),
-                settler_for_readers.clone(),
-            );
+            let handler = RetryReader::new(router.clone(), dispatcher.clone(), settler.clone());
             let stop = stop.clone();
             tokio::spawn(async move { reader.run(&handler, stop).await })
         })

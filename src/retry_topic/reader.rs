@@ -52,16 +52,18 @@ impl RetryReader {
                     body
                 }
                 Some((_, Err(e))) => {
-                    let letter = DeadLetter {
-                        origin: event.origin.clone(),
-                        reason: Reason::Render,
-                        error: e.to_string(),
-                        subscription: Some(record.subscription.clone()),
-                        webhook_id: Some(record.webhook_id.clone()),
-                        attempts: 0,
-                        status: None,
-                        payload: serde_json::to_vec(&record.event).expect("JSON serialises"),
-                    };
+                    self.settler
+                        .metrics()
+                        .render_errors
+                        .with_label_values(&[&record.subscription])
+                        .inc();
+                    let letter = DeadLetter::render_failed(
+                        event.origin.clone(),
+                        e.to_string(),
+                        &record.subscription,
+                        record.webhook_id.clone(),
+                        &record.event,
+                    );
                     self.settler.dead_letter(letter, ack.part()).await;
                     return;
                 }

@@ -24,6 +24,29 @@ pub struct OriginRecord {
     pub index: u32,
 }
 
+impl From<&Origin> for OriginRecord {
+    fn from(o: &Origin) -> Self {
+        OriginRecord {
+            topic: o.topic.to_string(),
+            partition: o.partition,
+            offset: o.offset,
+            index: o.index,
+        }
+    }
+}
+
+impl OriginRecord {
+    /// The origin it records.
+    pub fn to_origin(&self) -> Origin {
+        Origin {
+            topic: Arc::from(self.topic.as_str()),
+            partition: self.partition,
+            offset: self.offset,
+            index: self.index,
+        }
+    }
+}
+
 /// A job waiting for its next round.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RetryRecord {
@@ -61,7 +84,6 @@ impl RetryRecord {
         error: Option<String>,
         status: Option<u16>,
     ) -> Self {
-        let o = &job.event.origin;
         RetryRecord {
             subscription: job.subscription.id.to_string(),
             webhook_id: job.webhook_id.clone(),
@@ -70,12 +92,7 @@ impl RetryRecord {
             due_ms: due.timestamp_millis(),
             event: (*job.event.payload).clone(),
             body: Some(job.body.clone()),
-            origin: OriginRecord {
-                topic: o.topic.to_string(),
-                partition: o.partition,
-                offset: o.offset,
-                index: o.index,
-            },
+            origin: OriginRecord::from(&job.event.origin),
             received_at: job.event.received_at,
             last_error: error,
             last_status: status,
@@ -85,12 +102,7 @@ impl RetryRecord {
     /// The event as it was read from its source.
     pub fn to_event(&self) -> Event {
         Event {
-            origin: Origin {
-                topic: Arc::from(self.origin.topic.as_str()),
-                partition: self.origin.partition,
-                offset: self.origin.offset,
-                index: self.origin.index,
-            },
+            origin: self.origin.to_origin(),
             payload: Arc::new(self.event.clone()),
             received_at: self.received_at,
             kafka_timestamp_ms: None,

@@ -190,12 +190,7 @@ pub async fn replay(
                     due_ms: Utc::now().timestamp_millis(),
                     event,
                     body: None,
-                    origin: OriginRecord {
-                        topic: origin.topic.to_string(),
-                        partition: origin.partition,
-                        offset: origin.offset,
-                        index: origin.index,
-                    },
+                    origin: OriginRecord::from(&origin),
                     received_at: failed_at.unwrap_or_else(Utc::now),
                     last_error: header(headers::ERROR).map(str::to_string),
                     last_status: header(headers::STATUS).and_then(|s| s.parse().ok()),
