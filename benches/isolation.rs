@@ -2,8 +2,9 @@
 //! answers), the other nine keep their throughput.
 //!
 //! One submitting loop feeds all subscriptions round-robin, as the Kafka consumer does. The
-//! black-holed subscription's queue fills; a `Divert` hook stands in for the durable retry
-//! topic (it takes what the full queue cannot hold), so the loop never blocks on it.
+//! black-holed subscription's queue fills; a `Spill` hook stands in for the subscription's
+//! backlog (it takes what the lane cannot hold), so the loop never blocks on it. The
+//! end-to-end version, through Kafka with separate processes, is `hookline bench isolation`.
 //!
 //! Run: `cargo bench --bench isolation` (prints the nine subscriptions' deliveries per second
 //! alone and next to the black hole, and the ratio; exits non-zero below 0.90).
@@ -12,10 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use hookline::deliver::{
-    DeliverySettings, Dispatcher, Divert, DivertCause, Job, SubscriptionConfig,
-    SubscriptionSettings,
+    DeliverySettings, Dispatcher, Job, JobFrom, Spill, SpillCause, SubscriptionConfig,
+    SubscriptionSettings, Written,
 };
 use hookline::dev::broker::DevBroker;
 use hookline::dev::receiver::{Receiver, Respond};
@@ -32,15 +32,16 @@ const WARMUP: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(4);
 const ROUNDS: usize = 5;
 
-/// Counts and settles what a full queue hands over (the retry topic's stand-in).
+/// Counts and settles what a lane hands over (the backlog's stand-in).
 #[derive(Default)]
-struct CountingDivert(AtomicU64);
+struct CountingSpill(AtomicU64);
 
-impl Divert for CountingDivert {
-    fn divert(&self, job: Job, _cause: DivertCause) -> BoxFuture<'static, Result<(), Job>> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+impl Spill for CountingSpill {
+    fn spill(&self, job: Job, _cause: SpillCause, written: Written) -> Result<(), Box<Job>> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        written.at(0, n as i64);
         job.ack.settle();
-        Box::pin(async { Ok(()) })
+        Ok(())
     }
 }
 
@@ -65,10 +66,12 @@ fn job(sub: &Arc<SubscriptionSettings>, offset: i64) -> Job {
         subscription: sub.clone(),
         webhook_id: webhook_id(&origin, &sub.id),
         event_type: "ATTACK_ALERT".into(),
-        body: body.clone(),
+        body: Some(body.clone()),
         event: Event::new(origin, body),
         ack: Ack::detached(),
         retry_round: 0,
+        from: JobFrom::Source,
+        dedup: Vec::new(),
     }
 }
 
@@ -86,11 +89,12 @@ async fn run(broker: &DevBroker, with_black_hole: bool) -> (f64, u64) {
         settler,
         DeliverySettings {
             allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            ..DeliverySettings::default()
         },
     )
     .unwrap();
-    let divert = Arc::new(CountingDivert::default());
-    dispatcher.set_divert(divert.clone());
+    let divert = Arc::new(CountingSpill::default());
+    dispatcher.set_spill(divert.clone());
     let mut subs: Vec<_> = (0..HEALTHY)
         .map(|i| subscription(&format!("s{i}"), receiver.url(&format!("/s{i}")), json!({})))
         .collect();
@@ -145,7 +149,7 @@ fn main() {
             let (beside, diverted) = run(&broker, true).await;
             let ratio = beside / alone;
             println!(
-                "round {round}: nine alone {alone:.0}/s, nine beside a black hole {beside:.0}/s, ratio {ratio:.3} ({diverted} black-hole events diverted)"
+                "round {round}: nine alone {alone:.0}/s, nine beside a black hole {beside:.0}/s, ratio {ratio:.3} ({diverted} black-hole events spilled)"
             );
             ratios.push(ratio);
         }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookline::deliver::{DeliverySettings, Dispatcher, Job, SubscriptionConfig};
+use hookline::deliver::{DeliverySettings, Dispatcher, Job, JobFrom, SubscriptionConfig};
 use hookline::dev::broker::DevBroker;
 use hookline::dev::receiver::Receiver;
 use hookline::dlq::DeadLetterProducer;
@@ -39,6 +39,7 @@ fn main() {
             settler,
             DeliverySettings {
                 allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+                ..DeliverySettings::default()
             },
         )
         .unwrap();
@@ -63,10 +64,12 @@ fn main() {
                     subscription: sub.clone(),
                     webhook_id: webhook_id(&origin, "limited"),
                     event_type: "x".into(),
-                    body: json!({"offset": offset}),
+                    body: Some(json!({"offset": offset})),
                     event: Event::new(origin, json!({})),
                     ack: Ack::detached(),
                     retry_round: 0,
+                    from: JobFrom::Source,
+                    dedup: Vec::new(),
                 })
                 .await;
         }

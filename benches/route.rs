@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
             let ev = event(&format!("cat-{target}"));
             let out = router.route(&ev);
             assert_eq!(out.routes, vec![format!("r{target}")]);
-            assert!(out.deliveries[0].body.is_ok());
+            assert!(out.deliveries[0].body.as_ref().is_some_and(Result::is_ok));
             g.bench_with_input(BenchmarkId::new(template, n), &ev, |b, ev| {
                 b.iter(|| black_box(router.route(black_box(ev))))
             });

@@ -42,6 +42,12 @@ pub struct KafkaConfig {
     pub commit_interval: Duration,
     /// Durable retry tiers are `<retry_topic_prefix>.<delay>` (`hookline.retry.5m`).
     pub retry_topic_prefix: String,
+    /// Each subscription's backlog is `<backlog_topic_prefix>.sub.<subscription id>`.
+    pub backlog_topic_prefix: String,
+    /// Partitions of the backlog topics hookline creates. One keeps a subscription's order
+    /// and gives it to one instance in fleet mode; more spread a subscription's backlog over
+    /// instances (order then holds per source partition).
+    pub backlog_partitions: i32,
     /// Create the dead-letter and retry topics at start-up when they are missing.
     pub create_topics: bool,
     /// Partitions of the topics hookline creates.
@@ -62,6 +68,8 @@ impl Default for KafkaConfig {
             group_id: "hookline".into(),
             dead_letter_topic: "hookline.dlq".into(),
             retry_topic_prefix: "hookline.retry".into(),
+            backlog_topic_prefix: "hookline".into(),
+            backlog_partitions: 1,
             create_topics: true,
             topic_partitions: 3,
             commit_interval: Duration::from_secs(1),
@@ -152,6 +160,29 @@ pub struct DeliveryConfig {
     pub durable_retries: bool,
     /// Delays of the durable retry rounds; dead-lettered after the last.
     pub retry_schedule: Vec<String>,
+    /// `direct`: deliver from memory while a subscription keeps up, and through its backlog
+    /// when it does not. `keyed` (fleet mode): every delivery goes through its
+    /// subscription's backlog, read by one instance of the group at a time.
+    pub mode: DeliveryMode,
+    /// A subscription whose oldest queued event waited longer than this sends its deliveries
+    /// to its backlog until it catches up.
+    #[serde(with = "humantime_serde")]
+    pub spill_after: Duration,
+    /// How long the backlog of a subscription no rule set has any more is kept before its
+    /// events are dead-lettered (reason `subscription-removed`).
+    #[serde(with = "humantime_serde")]
+    pub orphan_after: Duration,
+}
+
+/// `[delivery] mode`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// Deliver from memory; spill to the backlog when a subscription cannot keep up.
+    #[default]
+    Direct,
+    /// Every delivery through its subscription's backlog (fleet mode).
+    Keyed,
 }
 
 impl Default for DeliveryConfig {
@@ -164,6 +195,9 @@ impl Default for DeliveryConfig {
                 .iter()
                 .map(|d| humantime::format_duration(*d).to_string())
                 .collect(),
+            mode: DeliveryMode::Direct,
+            spill_after: Duration::from_secs(1),
+            orphan_after: Duration::from_secs(600),
         }
     }
 }
@@ -199,6 +233,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The durable retry schedule, when durable retries are on.
     pub retry_schedule: Option<crate::retry_topic::RetrySchedule>,
+    /// Backlog naming and mode.
+    pub backlog: crate::backlog::BacklogSettings,
 }
 
 impl Config {
@@ -304,12 +340,38 @@ impl Config {
         } else {
             None
         };
+        let prefix = &kafka.backlog_topic_prefix;
+        if prefix.is_empty() || !prefix.chars().all(crate::backlog::topic::is_topic_char) {
+            return Err(invalid(
+                "kafka.backlog_topic_prefix",
+                "must be letters, digits, '.', '_' or '-' (it starts topic names)",
+            ));
+        }
+        if kafka.backlog_partitions < 1 {
+            return Err(invalid("kafka.backlog_partitions", "must be at least 1"));
+        }
+        if self.delivery.spill_after.is_zero() {
+            return Err(invalid("delivery.spill_after", "must be longer than zero"));
+        }
+        let keyed = self.delivery.mode == DeliveryMode::Keyed;
+        let backlog = crate::backlog::BacklogSettings {
+            prefix: prefix.clone(),
+            partitions: kafka.backlog_partitions,
+            keyed,
+            orphan_after: self.delivery.orphan_after,
+        };
         Ok(Settings {
             retry_schedule,
-            kafka,
+            backlog,
             rules: self.rules,
             admin_listen,
-            delivery: crate::deliver::DeliverySettings { allow_networks },
+            delivery: crate::deliver::DeliverySettings {
+                allow_networks,
+                spill_after: self.delivery.spill_after,
+                source_limit: (kafka.max_inflight_messages / 2).max(1),
+                keyed,
+            },
+            kafka,
             shutdown_grace: self.delivery.shutdown_grace,
         })
     }

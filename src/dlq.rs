@@ -55,6 +55,12 @@ pub enum Reason {
     RetryScheduleExhausted,
     /// The destination is refused by policy (SSRF guard, bad TLS config).
     Refused,
+    /// Kafka refused the event's backlog record (too large, not authorised).
+    BacklogWriteFailed,
+    /// The event waited in the backlog of a subscription that no rule set has any more.
+    SubscriptionRemoved,
+    /// A record read back from hookline's own backlog or retry topics was unreadable.
+    InvalidRecord,
 }
 
 impl Reason {
@@ -69,6 +75,9 @@ impl Reason {
             Reason::RetriesExhausted => "retries-exhausted",
             Reason::RetryScheduleExhausted => "retry-schedule-exhausted",
             Reason::Refused => "refused",
+            Reason::BacklogWriteFailed => "backlog-write-failed",
+            Reason::SubscriptionRemoved => "subscription-removed",
+            Reason::InvalidRecord => "invalid-record",
         }
     }
 }

@@ -10,7 +10,10 @@
 //!   offset tracker that commits only up to what is settled.
 //! - [`rules`]: rule files, classification (category, normalised severity), route matching.
 //! - [`render`]: JMESPath templates that shape each subscription's request body.
-//! - [`deliver`]: one bounded queue and stack per subscription.
+//! - [`deliver`]: one small queue and stack per subscription.
+//! - [`backlog`]: each subscription's durable backlog in Kafka, where what it cannot take now
+//!   waits, read back at its own pace; fleet mode runs every delivery through it.
+//! - [`retry_topic`]: the delayed retry tiers, for deliveries whose attempts failed.
 //! - [`settle`]: delivered, dead-lettered ([`dlq`]) or dropped by rule; releases offsets.
 //! - [`pipeline`]: the routing stages between reading a message and queueing its deliveries.
 //! - [`app`]: builds every stage from settings, starts them, and stops them in order.
@@ -21,6 +24,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod backlog;
 pub mod cli;
 pub mod config;
 pub mod deliver;

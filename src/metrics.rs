@@ -47,6 +47,20 @@ pub struct Inner {
     pub circuit_transitions: IntCounterVec,
     /// Records written to the durable retry topic, by subscription.
     pub retry_topic_writes: IntCounterVec,
+    /// Deliveries written to their subscription's backlog, by subscription and cause.
+    pub backlog_spilled: IntCounterVec,
+    /// Deliveries read back from the backlog that reached their receiver, by subscription.
+    pub backlog_deliveries: IntCounterVec,
+    /// Events waiting in a subscription's backlog (end offset minus the reader's position),
+    /// reported by the instance that owns the backlog partition.
+    pub backlog_depth: IntGaugeVec,
+    /// Seconds since the oldest event waiting in a subscription's backlog was read from its
+    /// source, reported by the instance that owns the backlog partition.
+    pub backlog_oldest_age: GaugeVec,
+    /// Failed writes to a backlog (each is retried until Kafka acknowledges it).
+    pub backlog_write_errors: IntCounterVec,
+    /// Times a lane's task panicked and was restarted, by subscription.
+    pub lane_restarts: IntCounterVec,
     /// Records written to the dead-letter topic, by reason.
     pub dead_letters: IntCounterVec,
     /// Failed attempts to write to the dead-letter topic (retried until they succeed).
@@ -143,6 +157,17 @@ impl Metrics {
         registry
             .register(Box::new(rules_loaded_timestamp.clone()))
             .expect("unique metric");
+        let backlog_oldest_age = GaugeVec::new(
+            Opts::new(
+                "hookline_backlog_oldest_age_seconds",
+                "Seconds since the oldest event waiting in the subscription's backlog was read from its source.",
+            ),
+            &["subscription"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(backlog_oldest_age.clone()))
+            .expect("unique metric");
         let build_info = GaugeVec::new(
             Opts::new("hookline_build_info", "Always 1; the version is a label."),
             &["version"],
@@ -220,6 +245,32 @@ impl Metrics {
             retry_topic_writes: counter(
                 "hookline_retry_topic_writes_total",
                 "Events moved to the durable retry topic.",
+                &["subscription"],
+            ),
+            backlog_spilled: counter(
+                "hookline_backlog_spilled_total",
+                "Deliveries written to their subscription's backlog, by cause.",
+                &["subscription", "cause"],
+            ),
+            backlog_deliveries: counter(
+                "hookline_backlog_deliveries_total",
+                "Deliveries read back from the backlog that reached their receiver.",
+                &["subscription"],
+            ),
+            backlog_depth: gauge(
+                "hookline_backlog_depth",
+                "Events waiting in the subscription's backlog.",
+                &["subscription"],
+            ),
+            backlog_oldest_age,
+            backlog_write_errors: counter(
+                "hookline_backlog_write_errors_total",
+                "Failed writes to a backlog (each is retried).",
+                &["subscription"],
+            ),
+            lane_restarts: counter(
+                "hookline_lane_restarts_total",
+                "Times a lane's task panicked and was restarted.",
                 &["subscription"],
             ),
             dead_letters: counter(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::task::TaskTracker;
 
-use crate::deliver::{Dispatcher, Job};
+use crate::deliver::{Dispatcher, Job, JobFrom};
 use crate::dlq::{DeadLetter, Reason};
 use crate::event::{webhook_id, Event, Origin};
 use crate::metrics::Metrics;
@@ -129,7 +129,10 @@ impl Pipeline {
             .events_consumed
             .with_label_values(&[&topic])
             .inc();
-        let routing = self.router.route(&event);
+        let dispatcher = &self.dispatcher;
+        let mut routing = self
+            .router
+            .route_with(&event, &|s| dispatcher.wants_body(&s.id));
         if routing.deliveries.is_empty() {
             self.metrics
                 .events_unmatched
@@ -141,22 +144,12 @@ impl Pipeline {
             .events_matched
             .with_label_values(&[&topic])
             .inc();
-        for rendered in routing.deliveries {
+        for rendered in std::mem::take(&mut routing.deliveries) {
             let part = ack.part();
             let id = webhook_id(&event.origin, &rendered.subscription.id);
-            match rendered.body {
-                Ok(body) => {
-                    let job = Job {
-                        subscription: rendered.subscription,
-                        webhook_id: id,
-                        event_type: routing.category.clone(),
-                        body,
-                        event: event.clone(),
-                        ack: part,
-                        retry_round: 0,
-                    };
-                    self.dispatcher.submit(job).await;
-                }
+            // No body: not rendered, because it goes to the subscription's backlog.
+            let body = match rendered.body.transpose() {
+                Ok(body) => body,
                 Err(e) => {
                     // Counted in render_errors by the router, which rendered it.
                     let letter = DeadLetter::render_failed(
@@ -167,8 +160,21 @@ impl Pipeline {
                         &event.payload,
                     );
                     self.dead_letter(letter, part);
+                    continue;
                 }
-            }
+            };
+            let job = Job {
+                subscription: rendered.subscription,
+                webhook_id: id,
+                event_type: routing.category.clone(),
+                body,
+                event: event.clone(),
+                ack: part,
+                retry_round: 0,
+                from: JobFrom::Source,
+                dedup: rendered.dedup,
+            };
+            self.dispatcher.submit(job).await;
         }
     }
 

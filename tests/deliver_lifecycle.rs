@@ -5,7 +5,7 @@ mod deliver_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deliver_support::{fast_retry, Harness};
+use deliver_support::{eventually, fast_retry, Harness};
 use hookline::dev::receiver::Respond;
 use serde_json::json;
 
@@ -170,7 +170,7 @@ async fn batches_are_json_arrays_and_failures_dead_letter_each_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paused_holds_disabled_drops_and_reloads_keep_the_queue() {
+async fn paused_and_disabled_hold_and_reloads_keep_the_queue() {
     let h = Harness::start().await;
     let paused = h.subscription("s", "/old", json!({"status": "paused"}));
     h.dispatcher.apply(std::slice::from_ref(&paused));
@@ -193,7 +193,7 @@ async fn paused_holds_disabled_drops_and_reloads_keep_the_queue() {
         .map(|r| r.json()["n"].as_i64().unwrap())
         .collect();
     assert_eq!(order.len(), 5);
-    // Disabled: settled as dropped, never sent.
+    // Disabled: what arrives waits (without a backlog, here), never sent, never dropped.
     let disabled = h.subscription(
         "s",
         "/new",
@@ -205,13 +205,20 @@ async fn paused_holds_disabled_drops_and_reloads_keep_the_queue() {
             .submit(h.job(&disabled, n, json!({"n": n})))
             .await;
     }
-    assert_eq!(h.wait_settled(8, Duration::from_secs(10)).await.len(), 8);
-    assert_eq!(h.deliveries("s", "dropped"), 3);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            h.metrics.queue_depth.with_label_values(&["s"]).get() == 3
+        })
+        .await
+    );
+    assert_eq!(h.wait_settled(5, Duration::from_secs(1)).await.len(), 5);
+    assert_eq!(h.deliveries("s", "dropped"), 0);
     assert_eq!(h.receiver.requests().len(), 5);
-    // Removed: submissions for it are dropped by rule.
+    // Removed: what it held, and submissions for it, are dropped by rule.
     h.dispatcher.apply(&[]);
     h.dispatcher.submit(h.job(&disabled, 8, json!({}))).await;
-    assert_eq!(h.wait_settled(9, Duration::from_secs(5)).await.len(), 9);
+    assert_eq!(h.wait_settled(9, Duration::from_secs(10)).await.len(), 9);
+    assert_eq!(h.deliveries("s", "dropped"), 4);
     h.dispatcher.shutdown(Duration::from_secs(1)).await;
 }
 

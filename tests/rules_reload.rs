@@ -88,7 +88,7 @@ fn consistent_version(r: &Routing, i: usize) -> u32 {
         "each subscription exactly once, the set of version {v}"
     );
     for d in &r.deliveries {
-        let body = d.body.as_ref().unwrap();
+        let body = d.body.as_ref().unwrap().as_ref().unwrap();
         assert_eq!(
             body["version"],
             format!("v{v}"),

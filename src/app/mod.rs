@@ -1,25 +1,28 @@
-//! One running router: every stage built from [`Settings`], started, and stopped in the order
+//! One running router: every role built from [`Settings`], started, and stopped in the order
 //! that keeps the delivery guarantee (stop reading, let deliveries finish, commit, leave).
+//!
+//! - [`delivery`](self::delivery): settler, dispatcher, backlog and retry writers.
+//! - [`readers`](self::readers): the consumers of the retry tiers and the backlogs.
+//! - [`rule_changes`](self::rule_changes): lanes, topics and subscriptions following reloads.
+//! - [`topics`](self::topics): creating hookline's own topics.
+
+mod delivery;
+mod readers;
+mod rule_changes;
+mod topics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::FutureProducer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
-mod topics;
 use crate::config::Settings;
-use crate::deliver::{BuildError, Dispatcher};
-use crate::dlq::DeadLetterProducer;
+use crate::deliver::BuildError;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::retry_topic::{RetryReader, RetryWriter};
 use crate::rules::{reload, LoadError, Router};
-use crate::settle::Settler;
-use crate::source::consumer::consumer_config;
 use crate::source::{Source, SourceError};
 
 /// The router could not start.
@@ -40,6 +43,9 @@ pub enum StartError {
     /// The dead-letter producer could not be created.
     #[error("cannot create the dead-letter producer")]
     Producer(#[source] rdkafka::error::KafkaError),
+    /// The backlog producer could not be created.
+    #[error(transparent)]
+    Backlog(crate::backlog::writer::WriterError),
     /// The HTTP client could not be built.
     #[error(transparent)]
     Http(#[from] BuildError),
@@ -83,15 +89,12 @@ impl Running {
     }
 }
 
-/// The librdkafka configuration for the dead-letter and retry producer.
-fn producer_config(settings: &Settings) -> ClientConfig {
-    let mut config = settings.kafka.client_config();
-    // Every acknowledged record must be on all in-sync replicas before its offset settles.
-    config.set("acks", "all");
-    config
-}
-
-/// Loads the rules, builds every stage and starts reading.
+/// Loads the rules, builds every role and starts reading.
+///
+/// Roles: delivery (dispatcher, lanes, backlog and retry writers), the source (the consumer
+/// group of the rules' topics and the routing pipeline), and the readers of hookline's own
+/// topics (retry tiers, backlogs). Stopping goes in the order that keeps the delivery
+/// guarantee: stop reading, let deliveries and writes in flight finish, commit, leave.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let metrics = Metrics::new();
     let rules = reload::load_initial(&settings.rules.dir, &metrics).map_err(|source| {
@@ -104,36 +107,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let topics = rules.topic_patterns();
     let subscriptions = rules.subscriptions().to_vec();
     let router = Router::with_metrics(rules, metrics.clone());
-
     let stop = CancellationToken::new();
-    // Cancelled only after the shutdown grace: until then dead-letter writes keep retrying.
-    let hard_stop = CancellationToken::new();
-    let producer: FutureProducer = producer_config(&settings)
-        .create()
-        .map_err(StartError::Producer)?;
-    let dlq = DeadLetterProducer::new(producer.clone(), settings.kafka.dead_letter_topic.clone());
-    let settler = Settler::new(dlq, metrics.clone(), hard_stop.clone());
-    let dispatcher = Dispatcher::new(settler.clone(), settings.delivery.clone())?;
-    if settings.kafka.create_topics {
-        topics::ensure(&settings).await;
-    }
-    let mut retry_readers = Vec::new();
-    if let Some(schedule) = &settings.retry_schedule {
-        let writer = RetryWriter::new(producer.clone(), schedule.clone(), settler.clone());
-        dispatcher.set_divert(Arc::new(writer));
-        for topic in schedule.topics() {
-            let mut config = consumer_config(&settings.kafka);
-            config.set("group.id", format!("{}.retry", settings.kafka.group_id));
-            let reader = Source::with_config(config, &settings.kafka, metrics.clone())?;
-            reader.subscribe(std::slice::from_ref(&topic))?;
-            retry_readers.push(Arc::new(reader));
-        }
-    }
-    dispatcher.apply(&subscriptions);
+
+    let delivery = delivery::start(&settings, &metrics, &subscriptions).await?;
+    rule_changes::prepare_lanes(&router, &delivery.dispatcher);
+    let readers = readers::Readers::new(&settings, &metrics)?;
     let pipeline = Pipeline::new(
         router.clone(),
-        dispatcher.clone(),
-        settler.clone(),
+        delivery.dispatcher.clone(),
+        delivery.settler.clone(),
         settings.kafka.max_message_bytes,
     );
     let source = Arc::new(Source::new(&settings.kafka, metrics.clone())?);
@@ -155,54 +137,42 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         rules_dir: settings.rules.dir.clone(),
     };
     tokio::spawn(admin::serve_on(listener, admin_state, stop.clone()));
-    if settings.rules.watch {
+    let (dir, watch) = (settings.rules.dir.clone(), settings.rules.watch);
+    if watch {
         // File changes and SIGHUP.
-        tokio::spawn(reload::watch(
-            settings.rules.dir.clone(),
-            router.clone(),
-            metrics.clone(),
-            stop.clone(),
-        ));
+        let task = reload::watch(dir, router.clone(), metrics.clone(), stop.clone());
+        tokio::spawn(task);
     } else {
-        tokio::spawn(reload_on_hangup(
-            settings.rules.dir.clone(),
-            router.clone(),
-            metrics.clone(),
-            stop.clone(),
-        ));
+        let task =
+            rule_changes::reload_on_hangup(dir, router.clone(), metrics.clone(), stop.clone());
+        tokio::spawn(task);
     }
-    tokio::spawn(follow_rule_changes(
+    tokio::spawn(rule_changes::follow(
         router.clone(),
-        dispatcher.clone(),
+        delivery.dispatcher.clone(),
+        delivery.backlog.clone(),
         source.clone(),
         stop.clone(),
     ));
-    tracing::info!(topics = ?topics, subscriptions = subscriptions.len(), admin = %admin_addr, "hookline started");
+    tracing::info!(topics = ?topics, subscriptions = subscriptions.len(), admin = %admin_addr, mode = if settings.backlog.keyed { "keyed" } else { "direct" }, "hookline started");
 
-    let readers: Vec<_> = retry_readers
-        .iter()
-        .map(|reader| {
-            let reader = reader.clone();
-            let handler = RetryReader::new(router.clone(), dispatcher.clone(), settler.clone());
-            let stop = stop.clone();
-            tokio::spawn(async move { reader.run(&handler, stop).await })
-        })
-        .collect();
+    let reading = readers.spawn(&settings, &router, &delivery, &stop);
     let task = {
         let stop = stop.clone();
         tokio::spawn(async move {
             source.run(&pipeline, stop).await;
-            for reader in readers {
+            for reader in reading {
                 let _ = reader.await;
             }
-            tracing::info!(grace = ?settings.shutdown_grace, "stopping: finishing deliveries in flight");
-            dispatcher.shutdown(settings.shutdown_grace).await;
-            pipeline.drain(settings.shutdown_grace).await;
-            hard_stop.cancel();
+            let grace = settings.shutdown_grace;
+            tracing::info!(?grace, "stopping: finishing deliveries in flight");
+            delivery.dispatcher.shutdown(grace).await;
+            pipeline.drain(grace).await;
+            let backlog = delivery.backlog.clone();
+            let _ = tokio::task::spawn_blocking(move || backlog.flush(grace)).await;
+            delivery.hard_stop.cancel();
             source.commit().await;
-            for reader in &retry_readers {
-                reader.commit().await;
-            }
+            readers.commit().await;
             tracing::info!(
                 unsettled = source.offsets().pending(),
                 "stopped; unsettled events will be re-delivered"
@@ -216,53 +186,4 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         stop,
         task,
     })
-}
-
-/// With `rules.watch = false`: reload on SIGHUP only (the admin API works either way).
-async fn reload_on_hangup(
-    dir: std::path::PathBuf,
-    router: Router,
-    metrics: Metrics,
-    stop: CancellationToken,
-) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = hangup.recv() => {
-                // Rejections are logged and counted by the reload itself.
-                let _ = reload::reload_now(&dir, &router, &metrics).await;
-            }
-            _ = stop.cancelled() => return,
-        }
-    }
-}
-
-/// After every rule reload: start and stop subscription queues, and follow topic changes.
-async fn follow_rule_changes(
-    router: Router,
-    dispatcher: Dispatcher,
-    source: Arc<Source>,
-    stop: CancellationToken,
-) {
-    let mut changes = router.watch();
-    let mut topics = router.current().topic_patterns();
-    loop {
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
-            _ = stop.cancelled() => return,
-        }
-        let rules = changes.borrow_and_update().clone();
-        dispatcher.apply(rules.subscriptions());
-        let now = rules.topic_patterns();
-        if now != topics {
-            match source.subscribe(&now) {
-                Ok(()) => tracing::info!(topics = ?now, "subscribed to the new rules' topics"),
-                Err(e) => tracing::error!(error = %e, "cannot subscribe to the new rules' topics"),
-            }
-            topics = now;
-        }
-    }
 }

@@ -76,10 +76,11 @@ pub fn to_json(r: &Routing) -> Value {
         .deliveries
         .iter()
         .map(|d| match &d.body {
-            Ok(body) => json!({"subscription": &*d.subscription.id, "body": body}),
-            Err(e) => {
+            Some(Ok(body)) => json!({"subscription": &*d.subscription.id, "body": body}),
+            Some(Err(e)) => {
                 json!({"subscription": &*d.subscription.id, "body": null, "error": e.to_string()})
             }
+            None => json!({"subscription": &*d.subscription.id, "body": null}),
         })
         .collect();
     json!({
@@ -111,8 +112,9 @@ fn print_text(out: &mut impl Write, i: usize, r: &Routing) -> std::io::Result<()
     writeln!(out, "  routes: {routes}")?;
     for d in &r.deliveries {
         match &d.body {
-            Ok(b) => writeln!(out, "  -> {}: {}", d.subscription.id, b)?,
-            Err(e) => writeln!(out, "  -> {}: RENDER ERROR {e}", d.subscription.id)?,
+            Some(Ok(b)) => writeln!(out, "  -> {}: {}", d.subscription.id, b)?,
+            Some(Err(e)) => writeln!(out, "  -> {}: RENDER ERROR {e}", d.subscription.id)?,
+            None => writeln!(out, "  -> {}: (not rendered)", d.subscription.id)?,
         }
     }
     for s in &r.suppressed {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::config::BatchConfig;
-use super::queue::Receiver;
+use super::queue::Queue;
 use super::request::Delivery;
 use super::Job;
 
@@ -30,8 +30,16 @@ pub struct Batcher {
 }
 
 fn encode(job: &Job) -> Vec<u8> {
-    serde_json::to_vec(&job.body).expect("a JSON value serialises")
+    // Only jobs with a body are queued (the dispatcher and the backlog reader see to it).
+    debug_assert!(job.body.is_some(), "a job without a body was queued");
+    serde_json::to_vec(job.body.as_ref().unwrap_or(&serde_json::Value::Null))
+        .expect("a JSON value serialises")
 }
+
+/// Decides on each job taken from the queue: `Some` to send it, `None` when it was settled
+/// on the spot (a dedup repeat).
+pub trait Keep: FnMut(Job) -> Option<Job> {}
+impl<F: FnMut(Job) -> Option<Job>> Keep for F {}
 
 /// The `webhook-id` of a batch of events with `ids`.
 pub fn batch_id<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
@@ -75,27 +83,30 @@ impl Batcher {
         self.carry.is_some()
     }
 
+    /// The job read earlier that did not fit its batch, if any.
+    pub fn take_carry(&mut self) -> Option<Job> {
+        self.carry.take().map(|(job, _)| job)
+    }
+
     /// Waits for the first job of the next request; `None` when the queue is closed and
-    /// empty. Cancel-safe: nothing is lost if the wait is abandoned. `taken` is called for
-    /// every job read from the queue (it counts the queue depth down).
-    pub async fn first(&mut self, queue: &mut Receiver, taken: impl FnOnce()) -> Option<First> {
+    /// empty. Cancel-safe: nothing is lost if the wait is abandoned (a job `keep` settled is
+    /// settled either way).
+    pub async fn first(&mut self, queue: &Queue, keep: &mut impl Keep) -> Option<First> {
         if let Some((job, body)) = self.carry.take() {
             return Some(First { job, body });
         }
-        let job = queue.recv().await?;
-        taken();
-        let body = encode(&job);
-        Some(First { job, body })
+        loop {
+            let job = queue.pop().await?;
+            if let Some(job) = keep(job) {
+                let body = encode(&job);
+                return Some(First { job, body });
+            }
+        }
     }
 
     /// Completes the request that starts with `first`: with batching, reads more jobs until
     /// `max_events`, `max_bytes` or `max_wait`. Not cancel-safe: run it to completion.
-    pub async fn fill(
-        &mut self,
-        first: First,
-        queue: &mut Receiver,
-        mut taken: impl FnMut(),
-    ) -> Batch {
+    pub async fn fill(&mut self, first: First, queue: &Queue, keep: &mut impl Keep) -> Batch {
         let First {
             job: first,
             body: first_body,
@@ -112,16 +123,16 @@ impl Batcher {
         let mut jobs = vec![first];
         let mut bodies = vec![first_body];
         while jobs.len() < config.max_events {
-            let next = match queue.try_recv() {
+            let next = match queue.try_pop() {
                 Ok(job) => Some(job),
                 Err(true) => None,
-                Err(false) => tokio::time::timeout_at(deadline, queue.recv())
+                Err(false) => tokio::time::timeout_at(deadline, queue.pop())
                     .await
                     .ok()
                     .flatten(),
             };
             let Some(job) = next else { break };
-            taken();
+            let Some(job) = keep(job) else { continue };
             let body = encode(&job);
             if size + 1 + body.len() > config.max_bytes {
                 self.carry = Some((job, body));
@@ -148,9 +159,9 @@ impl Batcher {
     }
 
     /// `first` then `fill`, for callers with nothing else to wait on.
-    pub async fn next(&mut self, queue: &mut Receiver, mut taken: impl FnMut()) -> Option<Batch> {
-        let first = self.first(queue, &mut taken).await?;
-        Some(self.fill(first, queue, taken).await)
+    pub async fn next(&mut self, queue: &Queue, keep: &mut impl Keep) -> Option<Batch> {
+        let first = self.first(queue, keep).await?;
+        Some(self.fill(first, queue, keep).await)
     }
 }
 
@@ -175,28 +186,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::deliver::config::SubscriptionConfig;
-    use crate::event::{Event, Origin};
-    use crate::source::ack::Ack;
+    use crate::deliver::{test_job, JobFrom};
 
     fn job(n: i64, body: serde_json::Value) -> Job {
-        let sub: SubscriptionConfig =
-            serde_json::from_value(json!({"id": "s", "url": "http://127.0.0.1:9/"})).unwrap();
-        let origin = Origin {
-            topic: "t".into(),
-            partition: 0,
-            offset: n,
-            index: 0,
-        };
-        Job {
-            subscription: Arc::new(sub.validate().unwrap()),
-            webhook_id: crate::event::webhook_id(&origin, "s"),
-            event_type: "x".into(),
-            body: body.clone(),
-            event: Event::new(origin, body),
-            ack: Ack::detached(),
-            retry_round: 0,
-        }
+        let mut job = test_job(n, JobFrom::Source);
+        job.body = Some(body);
+        job
+    }
+
+    fn queue() -> Queue {
+        let depth = prometheus::IntGauge::new("d", "d").unwrap();
+        Queue::new(16, depth, Arc::default())
+    }
+
+    fn all(job: Job) -> Option<Job> {
+        Some(job)
     }
 
     fn batching(max_events: usize, max_bytes: usize) -> Option<BatchConfig> {
@@ -209,13 +213,17 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn groups_up_to_max_events_as_a_json_array() {
-        let (tx, mut rx) = crate::deliver::queue::bounded(16);
+        let q = queue();
         for n in 0..5 {
-            tx.send(job(n, json!({"n": n}))).await.ok().unwrap();
+            q.try_push(job(n, json!({"n": n}))).unwrap();
         }
         let mut batcher = Batcher::new(batching(3, 1 << 20));
         let mut taken = 0;
-        let b = batcher.next(&mut rx, || taken += 1).await.unwrap();
+        let mut keep = |j: Job| {
+            taken += 1;
+            Some(j)
+        };
+        let b = batcher.next(&q, &mut keep).await.unwrap();
         assert_eq!(b.jobs.len(), 3);
         let body: serde_json::Value = serde_json::from_slice(&b.delivery.body).unwrap();
         assert_eq!(body, json!([{"n": 0}, {"n": 1}, {"n": 2}]));
@@ -225,7 +233,7 @@ mod tests {
         assert_eq!(batch_id(ids.iter().copied()), *b.delivery.webhook_id);
         // The rest goes out when max_wait passes, not before.
         let start = Instant::now();
-        let b = batcher.next(&mut rx, || taken += 1).await.unwrap();
+        let b = batcher.next(&q, &mut keep).await.unwrap();
         assert_eq!(b.jobs.len(), 2);
         assert_eq!(Instant::now() - start, Duration::from_secs(1));
         assert_eq!(taken, 5);
@@ -233,21 +241,18 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn max_bytes_starts_a_new_batch_and_keeps_order() {
-        let (tx, mut rx) = crate::deliver::queue::bounded(16);
+        let q = queue();
         for n in 0..3 {
-            tx.send(job(n, json!({"pad": "x".repeat(40)})))
-                .await
-                .ok()
-                .unwrap();
+            q.try_push(job(n, json!({"pad": "x".repeat(40)}))).unwrap();
         }
-        drop(tx);
+        q.close();
         // Each body is 50 bytes: two fit in 2 + 50 + 1 + 50 = 103.
         let mut batcher = Batcher::new(batching(10, 103));
-        let first = batcher.next(&mut rx, || {}).await.unwrap();
+        let first = batcher.next(&q, &mut all).await.unwrap();
         assert_eq!(first.jobs.len(), 2);
         assert_eq!(first.delivery.body.len(), 103);
         assert!(batcher.has_carry());
-        let second = batcher.next(&mut rx, || {}).await.unwrap();
+        let second = batcher.next(&q, &mut all).await.unwrap();
         assert_eq!(second.jobs.len(), 1);
         assert_eq!(second.jobs[0].event.origin.offset, 2);
         // A batch of one keeps its event's id, and is still an array.
@@ -256,15 +261,15 @@ mod tests {
             second.jobs[0].webhook_id
         );
         assert!(second.delivery.body.starts_with(b"["));
-        assert!(batcher.next(&mut rx, || {}).await.is_none());
+        assert!(batcher.next(&q, &mut all).await.is_none());
     }
 
     #[tokio::test]
     async fn without_batching_each_job_is_its_own_request() {
-        let (tx, mut rx) = crate::deliver::queue::bounded(4);
-        tx.send(job(7, json!({"a": 1}))).await.ok().unwrap();
+        let q = queue();
+        q.try_push(job(7, json!({"a": 1}))).unwrap();
         let mut batcher = Batcher::new(None);
-        let b = batcher.next(&mut rx, || {}).await.unwrap();
+        let b = batcher.next(&q, &mut all).await.unwrap();
         assert_eq!(&b.delivery.body[..], br#"{"a":1}"#);
         assert_eq!(b.delivery.webhook_id.as_ref(), b.jobs[0].webhook_id);
     }

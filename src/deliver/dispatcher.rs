@@ -1,47 +1,54 @@
-//! The dispatcher: one queue and one lane (the task driving the subscription's stack) per
-//! subscription, reconciled with each rule set.
+//! The dispatcher: one lane per subscription, reconciled with each rule set, and the entry
+//! point where the pipeline and the retry readers hand over deliveries.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::client::{build_client, BuildError};
-use super::events::Observer;
 use super::lane::{Lane, Shared};
-use super::queue::{self, SendError};
 use super::ssrf::Guard;
 use super::tls::TlsSettings;
-use super::{Divert, DivertCause, Job, SubscriptionSettings, SubscriptionStatus};
+use super::{Divert, Job, Spill, SpillCause, SubscriptionSettings};
+use crate::rules::dedup::DedupStore;
 use crate::settle::Settler;
 
-/// How long `submit` waits for room in a full queue of a healthy receiver. When none frees in
-/// that time the receiver counts as unhealthy and the job is diverted instead.
-pub const QUEUE_PATIENCE: Duration = Duration::from_millis(250);
-
-/// Delivery-wide settings (from `[delivery]` in hookline.toml).
-#[derive(Clone, Debug, Default)]
+/// Delivery-wide settings (from `[delivery]` and `[kafka]` in hookline.toml).
+#[derive(Clone, Debug)]
 pub struct DeliverySettings {
     /// Networks destinations may resolve to even though they are private or loopback.
     pub allow_networks: Vec<ipnet::IpNet>,
+    /// A queued source event older than this moves its lane to the backlog.
+    pub spill_after: Duration,
+    /// Source jobs all queues together may hold (half the source's in-flight budget).
+    pub source_limit: usize,
+    /// Fleet mode: every delivery goes through its subscription's backlog, whose partition
+    /// one instance of the consumer group owns.
+    pub keyed: bool,
 }
 
-struct LaneHandle {
-    settings: Arc<SubscriptionSettings>,
-    sender: queue::Sender,
-    update: watch::Sender<Arc<SubscriptionSettings>>,
-    observer: Observer,
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            allow_networks: Vec::new(),
+            spill_after: Duration::from_secs(1),
+            source_limit: 5_000,
+            keyed: false,
+        }
+    }
 }
 
 struct Inner {
     shared: Arc<Shared>,
-    lanes: RwLock<HashMap<Arc<str>, LaneHandle>>,
+    lanes: RwLock<HashMap<Arc<str>, Lane>>,
+    keyed: bool,
 }
 
-/// Owns every subscription's queue. Cheap to clone.
+/// Owns every subscription's lane. Cheap to clone.
 #[derive(Clone)]
 pub struct Dispatcher {
     inner: Arc<Inner>,
@@ -62,137 +69,114 @@ impl Dispatcher {
                     closing: CancellationToken::new(),
                     abort: CancellationToken::new(),
                     divert: RwLock::new(None),
+                    spill: RwLock::new(None),
+                    dedup: DedupStore::new(),
+                    source_held: Arc::new(AtomicUsize::new(0)),
+                    source_limit: settings.source_limit.max(1),
+                    spill_after: settings.spill_after,
                 }),
                 lanes: RwLock::new(HashMap::new()),
+                keyed: settings.keyed,
             }),
         })
     }
 
-    /// Installs the hook that takes jobs a full queue cannot hold and jobs whose in-memory
-    /// retries ran out (the durable retry topic).
+    /// Installs the hook that takes jobs whose in-memory retries ran out (the durable retry
+    /// tiers).
     pub fn set_divert(&self, divert: Arc<dyn Divert>) {
         *self.inner.shared.divert.write().expect("divert lock") = Some(divert);
     }
 
-    /// Reconciles the running lanes with `subscriptions`: unchanged ones keep their queue and
-    /// stack; changed ones keep their queue (and its order) and get a new stack while requests
-    /// in flight on the old one finish; removed ones deliver what they hold and stop.
-    pub fn apply(&self, subscriptions: &[Arc<SubscriptionSettings>]) {
+    /// Installs the hook that takes what a subscription cannot take now (its backlog).
+    pub fn set_spill(&self, spill: Arc<dyn Spill>) {
+        *self.inner.shared.spill.write().expect("spill lock") = Some(spill);
+    }
+
+    /// Starts a lane for every new subscription and hands changed settings to the others
+    /// (each keeps its queue, its order and its circuit). Call before the rules that name
+    /// them go live, so that no event is routed to a subscription without a lane.
+    pub fn prepare(&self, subscriptions: &[Arc<SubscriptionSettings>]) {
         let mut lanes = self.inner.lanes.write().expect("lanes lock");
-        // Dropping a handle closes its queue and settings channel: the lane drains and stops.
-        lanes.retain(|id, _| subscriptions.iter().any(|s| &s.id == id));
         for sub in subscriptions {
-            match lanes.get_mut(&sub.id) {
-                Some(lane) if lane.settings == *sub => {}
-                Some(lane) => {
-                    lane.sender.set_capacity(sub.config.queue);
-                    lane.settings = sub.clone();
-                    let _ = lane.update.send(sub.clone());
-                }
+            match lanes.get(&sub.id) {
+                Some(lane) if lane.settings() == *sub => {}
+                Some(lane) => lane.update(sub.clone()),
                 None => {
-                    let (sender, receiver) = queue::bounded(sub.config.queue);
-                    let (update, updates) = watch::channel(sub.clone());
-                    let observer =
-                        Observer::new(sub.id.clone(), self.inner.shared.settler.metrics().clone());
-                    let lane = Lane::new(
-                        self.inner.shared.clone(),
-                        receiver,
-                        updates,
-                        observer.clone(),
-                    );
-                    self.inner.shared.tasks.spawn(lane.run());
-                    lanes.insert(
-                        sub.id.clone(),
-                        LaneHandle {
-                            settings: sub.clone(),
-                            sender,
-                            update,
-                            observer,
-                        },
-                    );
+                    let lane = Lane::start(self.inner.shared.clone(), sub.clone());
+                    lanes.insert(sub.id.clone(), lane);
                 }
             }
         }
     }
 
-    /// Queues `job`. Returns at once when there is room; when the subscription's queue is full
-    /// it offers the job to the [`Divert`] hook, or (without one, or if the hook gives it back)
-    /// waits for room. A job for a subscription that is not running is settled as dropped.
+    /// Retires the lanes of subscriptions not in `subscriptions`: each delivers what it holds
+    /// from source topics, gives its backlog jobs back, and stops. Call after the rules
+    /// without them went live.
+    pub fn retire_absent(&self, subscriptions: &[Arc<SubscriptionSettings>]) {
+        let mut lanes = self.inner.lanes.write().expect("lanes lock");
+        lanes.retain(|id, lane| {
+            let keep = subscriptions.iter().any(|s| &s.id == id);
+            if !keep {
+                lane.retire();
+            }
+            keep
+        });
+    }
+
+    /// [`Dispatcher::prepare`] then [`Dispatcher::retire_absent`].
+    pub fn apply(&self, subscriptions: &[Arc<SubscriptionSettings>]) {
+        self.prepare(subscriptions);
+        self.retire_absent(subscriptions);
+    }
+
+    /// The lane of subscription `id`, if it runs.
+    pub fn lane(&self, id: &str) -> Option<Lane> {
+        self.inner
+            .lanes
+            .read()
+            .expect("lanes lock")
+            .get(id)
+            .cloned()
+    }
+
+    /// Every running lane.
+    pub fn lanes(&self) -> Vec<Lane> {
+        let lanes = self.inner.lanes.read().expect("lanes lock");
+        lanes.values().cloned().collect()
+    }
+
+    /// Whether a delivery to `subscription` should be rendered now (it will be queued
+    /// directly), or go to its backlog unrendered.
+    pub fn wants_body(&self, subscription: &str) -> bool {
+        if self.inner.keyed && self.inner.shared.spill_hook().is_some() {
+            return false;
+        }
+        self.lane(subscription).is_none_or(|lane| lane.wants_body())
+    }
+
+    /// Hands `job` to its subscription: straight into its queue while it keeps up, else into
+    /// its backlog (always, in fleet mode). Returns once the job is queued or handed to the
+    /// backlog writer. A job for a subscription the rules no longer have is settled as
+    /// dropped; during shutdown it is left unsettled (re-delivered after a restart).
     pub async fn submit(&self, job: Job) {
-        let lane = {
-            let lanes = self.inner.lanes.read().expect("lanes lock");
-            lanes
-                .get(&job.subscription.id)
-                .map(|l| (l.sender.clone(), l.observer.clone()))
-        };
-        let settler = &self.inner.shared.settler;
-        let Some((sender, observer)) = lane else {
+        let shared = &self.inner.shared;
+        if shared.closing.is_cancelled() {
+            return drop(job);
+        }
+        let Some(lane) = self.lane(&job.subscription.id) else {
             let id = job.subscription.id.clone();
-            settler.dropped(&id, job.ack);
-            return;
+            return shared.settler.dropped(&id, job.ack);
         };
-        settler
+        shared
+            .settler
             .metrics()
             .deliveries_submitted
             .with_label_values(&[&job.subscription.id])
             .inc();
-        // Counted before it is queued, so the lane's count-down never sees it early.
-        observer.queue_depth(1);
-        let divert = self.inner.shared.divert();
-        // With somewhere durable to put it, a job waits for room only while its receiver is
-        // healthy: a receiver that is merely busy back-pressures, one that fails or hangs has
-        // its overflow diverted so the consumer and the other subscriptions go on.
-        let paused = job.subscription.config.status == SubscriptionStatus::Paused;
-        let mut queued = sender.try_send(job);
-        if divert.is_some() {
-            while let Err(SendError::Full(job)) = queued {
-                // A paused subscription's queue does not move until it is resumed.
-                if paused || !observer.is_healthy() {
-                    queued = Err(SendError::Full(job));
-                    break;
-                }
-                queued = sender.send_within(*job, QUEUE_PATIENCE).await;
-                if matches!(queued, Err(SendError::Full(_))) {
-                    // Full and not moving: a receiver that hangs has not failed an attempt
-                    // yet, but it is no longer keeping up.
-                    observer.queue_stalled();
-                }
-            }
-        }
-        let job = match queued {
-            Ok(()) => return,
-            Err(SendError::Full(job)) => {
-                match divert {
-                    Some(divert) => {
-                        observer.queue_depth(-1);
-                        // In the background: the consumer must not wait a Kafka round trip
-                        // per event of a dead receiver, or it would slow every other
-                        // subscription down. The job's ack keeps its offset uncommitted
-                        // until the write is acknowledged.
-                        let settler = settler.clone();
-                        self.inner.shared.tasks.spawn(async move {
-                            if let Err(job) = divert.divert(*job, DivertCause::QueueFull).await {
-                                observer.queue_depth(1);
-                                if let Err(SendError::Closed(job) | SendError::Full(job)) =
-                                    sender.send(job).await
-                                {
-                                    observer.queue_depth(-1);
-                                    settler.dropped(&job.subscription.id, job.ack);
-                                }
-                            }
-                        });
-                        return;
-                    }
-                    None => sender.send(*job).await,
-                }
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(SendError::Closed(job) | SendError::Full(job)) = job {
-            // The lane closed between lookup and send (a reload removed the subscription):
-            // the rule set no longer wants this event.
-            observer.queue_depth(-1);
-            settler.dropped(&job.subscription.id, job.ack);
+        if self.inner.keyed && shared.spill_hook().is_some() {
+            lane.spill(job, SpillCause::Keyed).await;
+        } else {
+            lane.offer(job).await;
         }
     }
 
@@ -200,9 +184,11 @@ impl Dispatcher {
     /// to `grace`. Whatever is unfinished or still queued is left unsettled, so it is
     /// re-delivered after a restart.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.lanes.write().expect("lanes lock").clear();
         let shared = &self.inner.shared;
         shared.closing.cancel();
+        for lane in self.inner.lanes.write().expect("lanes lock").drain() {
+            drop(lane);
+        }
         shared.tasks.close();
         if tokio::time::timeout(grace, shared.tasks.wait())
             .await

@@ -21,7 +21,7 @@ pub mod client;
 pub mod config;
 pub mod dispatcher;
 pub mod events;
-mod lane;
+pub mod lane;
 pub mod queue;
 pub mod rate_limit;
 pub mod request;
@@ -35,6 +35,7 @@ pub mod tls;
 pub use client::BuildError;
 pub use config::{SubscriptionConfig, SubscriptionSettings, SubscriptionStatus};
 pub use dispatcher::{DeliverySettings, Dispatcher};
+pub use queue::Queue;
 pub use secret::Secret;
 
 use std::sync::Arc;
@@ -42,9 +43,10 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::event::Event;
+use crate::rules::dedup::DedupKey;
 use crate::source::ack::Ack;
 
-/// One event rendered for one subscription, waiting to be delivered.
+/// One event for one subscription, on its way to delivery.
 #[derive(Debug)]
 pub struct Job {
     /// Where it goes.
@@ -53,8 +55,10 @@ pub struct Job {
     pub webhook_id: String,
     /// The event's category; the Standard Webhooks `type`.
     pub event_type: String,
-    /// The rendered request body.
-    pub body: serde_json::Value,
+    /// The rendered request body. `None` when the router did not render it because the event
+    /// goes to the subscription's backlog, where it is rendered when read back. Only jobs
+    /// with a body enter a lane's queue.
+    pub body: Option<serde_json::Value>,
     /// The original event, for the dead-letter record.
     pub event: Event,
     /// Settled exactly once when the job is done with.
@@ -62,13 +66,36 @@ pub struct Job {
     /// How many rounds of the durable retry schedule this job has been through (0 when it
     /// comes straight from the source topic).
     pub retry_round: u32,
+    /// Which Kafka position its ack holds back.
+    pub from: JobFrom,
+    /// Its dedup keys (empty: not deduplicated); applied by the lane.
+    pub dedup: Vec<DedupKey>,
+}
+
+/// Which Kafka position a job's ack holds back until it settles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobFrom {
+    /// A source topic: it must not wait in memory behind a slow receiver.
+    Source,
+    /// The subscription's own backlog: waiting there holds up nobody else.
+    Backlog,
+    /// A retry tier.
+    Retry,
+}
+
+impl JobFrom {
+    pub(crate) fn index(self) -> usize {
+        match self {
+            JobFrom::Source => 0,
+            JobFrom::Backlog => 1,
+            JobFrom::Retry => 2,
+        }
+    }
 }
 
 /// Why a job is offered to the [`Divert`] hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DivertCause {
-    /// The subscription's queue is full (its receiver is slow or down).
-    QueueFull,
     /// Every in-memory attempt failed with a retriable outcome.
     RetriesExhausted {
         /// Attempts made.
@@ -80,11 +107,97 @@ pub enum DivertCause {
     },
 }
 
-/// Where jobs go instead of waiting in memory or being dead-lettered after transient
-/// failures: the seam for the durable retry topic. Without a hook, a full queue makes
-/// [`Dispatcher::submit`] wait and exhausted retries are dead-lettered.
+/// Where jobs whose in-memory retries ran out go instead of the dead-letter topic: the seam
+/// for the durable retry tiers. Without a hook they are dead-lettered.
 pub trait Divert: Send + Sync + 'static {
     /// Takes `job` (and settles its ack once it is durable), or gives it back with `Err` to
     /// have the dispatcher proceed as if there were no hook.
     fn divert(&self, job: Job, cause: DivertCause) -> BoxFuture<'static, Result<(), Job>>;
+}
+
+/// Why a delivery went to its subscription's backlog instead of its in-memory queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpillCause {
+    /// The queue (or the share of the source's in-flight budget it may hold) was full.
+    QueueFull,
+    /// The oldest queued event waited longer than `delivery.spill_after`.
+    Slow,
+    /// The receiver's last attempt failed (no answer, or a 5xx).
+    Unhealthy,
+    /// The circuit is open.
+    CircuitOpen,
+    /// The subscription is paused.
+    Paused,
+    /// The subscription is disabled.
+    Disabled,
+    /// Fleet mode (`delivery.mode = "keyed"`): every delivery goes through the backlog.
+    Keyed,
+}
+
+impl SpillCause {
+    /// The `cause` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpillCause::QueueFull => "queue_full",
+            SpillCause::Slow => "slow",
+            SpillCause::Unhealthy => "unhealthy",
+            SpillCause::CircuitOpen => "circuit_open",
+            SpillCause::Paused => "paused",
+            SpillCause::Disabled => "disabled",
+            SpillCause::Keyed => "keyed",
+        }
+    }
+}
+
+/// Where a subscription's deliveries go when it cannot take them now: its durable backlog
+/// (`crate::backlog`). Without a hook, a full queue makes [`Dispatcher::submit`] wait.
+pub trait Spill: Send + Sync + 'static {
+    /// Appends `job` to its subscription's backlog without waiting for Kafka: records of one
+    /// subscription land in the order of these calls. The job's ack settles once Kafka
+    /// acknowledges the record; `written` hears where it landed. `Err` gives the job back
+    /// when it cannot be queued for writing now (the producer's buffer is full); try again
+    /// shortly.
+    fn spill(&self, job: Job, cause: SpillCause, written: Written) -> Result<(), Box<Job>>;
+}
+
+/// Told where a spilled record landed in the backlog, so the lane knows when its reader has
+/// caught up past it. Dropped without [`Written::at`] when the write was abandoned.
+pub struct Written {
+    lane: Arc<lane::SpillLedger>,
+}
+
+impl Written {
+    /// The record is at `offset` of backlog `partition`.
+    pub fn at(self, partition: i32, offset: i64) {
+        self.lane.written(partition, offset);
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        self.lane.settled_one();
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_job(offset: i64, from: JobFrom) -> Job {
+    let sub: SubscriptionConfig =
+        serde_json::from_str(r#"{"id":"s","url":"http://127.0.0.1:9/"}"#).unwrap();
+    let origin = crate::event::Origin {
+        topic: "t".into(),
+        partition: 0,
+        offset,
+        index: 0,
+    };
+    Job {
+        subscription: Arc::new(sub.validate().unwrap()),
+        webhook_id: crate::event::webhook_id(&origin, "s"),
+        event_type: "x".into(),
+        body: Some(serde_json::Value::Null),
+        event: Event::new(origin, serde_json::Value::Null),
+        ack: Ack::detached(),
+        retry_round: 0,
+        from,
+        dedup: Vec::new(),
+    }
 }

@@ -24,7 +24,7 @@ use tower::{BoxError, ServiceBuilder};
 use super::auth::{Auth, AuthLayer};
 use super::breaker::{BreakerLayer, Circuit, CircuitBreaker, IsFailure};
 use super::client::{build_client, BuildError, HttpClient};
-use super::events::{CircuitState, Observer};
+use super::events::Observer;
 use super::rate_limit::{Bucket, RateLimit, RateLimitLayer};
 use super::request::Response;
 use super::retry::policy::{classify, Class};
@@ -56,27 +56,24 @@ pub struct Stack {
     pub circuit: Arc<Circuit>,
 }
 
-/// Builds the stack for `sub`. Fails only if the HTTP client cannot be built (TLS material
-/// was checked at load time, so in practice not).
+/// Builds the stack for `sub` around `circuit` (kept by the lane across rebuilds, so a reload
+/// does not close an open circuit). Fails only if the HTTP client cannot be built (TLS
+/// material was checked at load time, so in practice not).
 pub fn build(
     sub: &SubscriptionSettings,
     guard: Arc<Guard>,
     observer: Observer,
+    circuit: Arc<Circuit>,
 ) -> Result<Stack, BuildError> {
     let config = &sub.config;
     let client = build_client(&sub.tls, guard.clone(), config.concurrency)?;
     let http = HttpClient::new(client, sub.url.clone(), sub.headers.clone(), guard);
 
-    let on_transition = {
-        let observer = observer.clone();
-        Arc::new(move |from: CircuitState, to: CircuitState| observer.circuit_transition(from, to))
-    };
-    let circuit = Arc::new(Circuit::new(config.breaker.clone(), on_transition));
     observer
         .metrics()
         .circuit_state
         .with_label_values(&[observer.subscription()])
-        .set(CircuitState::Closed.gauge());
+        .set(circuit.state().gauge());
     let bucket = config
         .rate_limit
         .as_ref()

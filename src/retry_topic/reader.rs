@@ -4,7 +4,7 @@
 use chrono::Utc;
 
 use super::record::RetryRecord;
-use crate::deliver::{Dispatcher, Job};
+use crate::deliver::{Dispatcher, Job, JobFrom};
 use crate::dlq::{DeadLetter, Reason};
 use crate::event::Origin;
 use crate::pipeline::Record;
@@ -74,10 +74,12 @@ impl RetryReader {
             subscription,
             webhook_id: record.webhook_id,
             event_type,
-            body,
+            body: Some(body),
             event,
             ack: ack.part(),
             retry_round: record.round,
+            from: JobFrom::Retry,
+            dedup: Vec::new(),
         };
         self.dispatcher.submit(job).await;
     }

@@ -91,7 +91,7 @@ impl RetryRecord {
             round,
             due_ms: due.timestamp_millis(),
             event: (*job.event.payload).clone(),
-            body: Some(job.body.clone()),
+            body: job.body.clone(),
             origin: OriginRecord::from(&job.event.origin),
             received_at: job.event.received_at,
             last_error: error,

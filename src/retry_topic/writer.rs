@@ -100,14 +100,11 @@ impl RetryWriter {
     }
 
     async fn divert_job(&self, job: Job, cause: DivertCause) -> Result<(), Job> {
-        let (error, status, attempts) = match cause {
-            DivertCause::QueueFull => ("the subscription's queue was full".to_string(), None, 0),
-            DivertCause::RetriesExhausted {
-                attempts,
-                status,
-                error,
-            } => (error, status, attempts),
-        };
+        let DivertCause::RetriesExhausted {
+            attempts,
+            status,
+            error,
+        } = cause;
         let Some(settler) = &self.inner.settler else {
             return Err(job);
         };

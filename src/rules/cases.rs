@@ -179,7 +179,7 @@ pub fn route_all(router: &Router, topic: &str, payloads: &[Value]) -> Vec<Routin
                 offset: i as i64,
                 index: 0,
             };
-            router.route(&Event::new(origin, p.clone()))
+            router.route_dry(&Event::new(origin, p.clone()))
         })
         .collect()
 }
@@ -260,7 +260,7 @@ fn check(r: &Routing, e: &Expect) -> Vec<String> {
             ));
             continue;
         };
-        let body = match &d.body {
+        let body = match d.body.as_ref().expect("dry runs render every body") {
             Ok(b) => value_to_var(b),
             Err(err) => {
                 out.push(format!("bodies.{sub}: {err}"));

@@ -95,7 +95,11 @@ pub struct Rendered {
     /// The subscription to deliver to.
     pub subscription: Arc<SubscriptionSettings>,
     /// The request body, or why it could not be rendered (the event is then dead-lettered).
-    pub body: Result<Value, RenderError>,
+    /// `None` when it was not asked for: the event goes to the subscription's backlog, and is
+    /// rendered when it is read back from there.
+    pub body: Option<Result<Value, RenderError>>,
+    /// Its dedup keys (empty: not deduplicated), applied where it is delivered.
+    pub dedup: Vec<dedup::DedupKey>,
 }
 
 /// The outcome of routing one event.
@@ -113,7 +117,8 @@ pub struct Routing {
     pub routes: Vec<String>,
     /// One entry per matched subscription.
     pub deliveries: Vec<Rendered>,
-    /// Subscriptions that matched but whose dedup window suppressed this event.
+    /// Subscriptions that matched but whose dedup window suppressed this event (dry runs
+    /// only: live deliveries are deduplicated where they are delivered).
     pub suppressed: Vec<Arc<str>>,
 }
 
@@ -165,13 +170,18 @@ impl RuleSet {
     }
 }
 
+/// Called with a rule set just before it goes live.
+pub type Prepare = Arc<dyn Fn(&RuleSet) + Send + Sync>;
+
 /// The live rules, shared by every stage. Cheap to clone.
 #[derive(Clone)]
 pub struct Router {
     current: Arc<std::sync::RwLock<Arc<RuleSet>>>,
+    prepare: Arc<std::sync::RwLock<Option<Prepare>>>,
     changes: tokio::sync::watch::Sender<Arc<RuleSet>>,
     metrics: Metrics,
-    /// Outlives rule sets, so a reload does not forget what was delivered.
+    /// The dedup memory of dry runs ([`Router::route_dry`]); live deliveries are deduplicated
+    /// by the subscription's lane.
     dedup: Arc<dedup::DedupStore>,
 }
 
@@ -193,6 +203,7 @@ impl Router {
         let (changes, _) = tokio::sync::watch::channel(rules.clone());
         Router {
             current: Arc::new(std::sync::RwLock::new(rules)),
+            prepare: Arc::new(std::sync::RwLock::new(None)),
             changes,
             metrics,
             dedup: Arc::new(dedup::DedupStore::new()),
@@ -204,8 +215,18 @@ impl Router {
         self.current.read().expect("rules lock").clone()
     }
 
+    /// Has `prepare` called with every rule set before it goes live (the dispatcher starts
+    /// the lanes of new subscriptions there, so no event is routed to a subscription that
+    /// has none).
+    pub fn set_prepare(&self, prepare: Prepare) {
+        *self.prepare.write().expect("prepare lock") = Some(prepare);
+    }
+
     /// Puts `rules` in force atomically and announces it.
     pub fn replace(&self, rules: RuleSet) {
+        if let Some(prepare) = self.prepare.read().expect("prepare lock").clone() {
+            prepare(&rules);
+        }
         let rules = Arc::new(rules);
         *self.current.write().expect("rules lock") = rules.clone();
         self.changes.send_replace(rules);
@@ -217,10 +238,23 @@ impl Router {
     }
 
     /// Classifies, matches and renders one event with the rules in force. The whole event is
-    /// routed with one rule set, even if a reload happens meanwhile.
+    /// routed with one rule set, even if a reload happens meanwhile. Dedup keys are computed,
+    /// not applied.
     pub fn route(&self, event: &Event) -> Routing {
+        self.route_with(event, &|_| true)
+    }
+
+    /// [`Router::route`], rendering bodies only for the subscriptions `wants_body` selects.
+    pub fn route_with(&self, event: &Event, wants_body: route::WantsBody<'_>) -> Routing {
         let rules = self.current();
-        route::route(&rules, event, &self.metrics, &self.dedup)
+        route::route(&rules, event, &self.metrics, wants_body)
+    }
+
+    /// A dry run: [`Router::route`] with this router's own dedup memory applied, as if every
+    /// delivery succeeded at once.
+    pub fn route_dry(&self, event: &Event) -> Routing {
+        let rules = self.current();
+        route::route_dry(&rules, event, &self.metrics, &self.dedup)
     }
 
     /// The metrics this router counts into.

@@ -1,12 +1,14 @@
 //! Routing one event with one rule set: classify, look up candidate routes in the index,
-//! evaluate them in rule order, collect each subscription at most once, apply dedup windows,
+//! evaluate them in rule order, collect each subscription at most once with its dedup keys,
 //! render.
+//!
+//! Dedup windows are *applied* where the delivery happens (`deliver`), so they hold for whoever
+//! delivers; routing only computes the keys. Dry runs apply them here ([`route_dry`]).
 
-use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::dedup::DedupStore;
+use super::dedup::{DedupKey, DedupStore, Verdict};
 use super::matcher::Cond;
 use super::{Rendered, Routing, RuleSet};
 use crate::event::Event;
@@ -37,20 +39,23 @@ pub struct Route {
     pub dedup: Option<Dedup>,
 }
 
-/// What happened to one subscription while matching.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Deliver,
-    Suppressed,
-}
-
 thread_local! {
     // Reused per thread: routing runs on many threads and allocates nothing here per event.
     static CANDIDATES: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Routes `event` with `rules`.
-pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupStore) -> Routing {
+/// Which matched subscriptions get a rendered body: the others go to their backlog, where the
+/// body is rendered when the event is read back.
+pub type WantsBody<'a> = &'a dyn Fn(&crate::deliver::SubscriptionSettings) -> bool;
+
+/// Routes `event` with `rules`, rendering a body for each matched subscription `wants_body`
+/// selects. Dedup keys are computed, not applied.
+pub fn route(
+    rules: &RuleSet,
+    event: &Event,
+    metrics: &Metrics,
+    wants_body: WantsBody<'_>,
+) -> Routing {
     let source = rules.sources.for_topic(&event.origin.topic);
     let classified = source.classify(event);
     if classified.unknown_severity {
@@ -61,9 +66,10 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
     }
     let derived = classified.derived;
     let cx = EventContext::new(event, &derived);
-    let now = OnceCell::new();
     let mut routes = Vec::new();
-    let mut picked: Vec<(usize, Outcome)> = Vec::new();
+    // Each matched subscription once, with its dedup keys; `None` once a route without a
+    // dedup window (or without a key for this event) reached it: then it is always delivered.
+    let mut picked: Vec<(usize, Option<Vec<DedupKey>>)> = Vec::new();
     CANDIDATES.with_borrow_mut(|candidates| {
         rules
             .index
@@ -79,38 +85,23 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
             // would otherwise share one key with every other such event.
             let key = r.dedup.as_ref().and_then(|d| {
                 let k = d.key.eval(&cx.view(d.key.needs(), None)).ok()?;
-                (!matches!(*k, jmespath::Variable::Null))
-                    .then(|| crate::render::expr::var_to_value(&k).to_string())
+                (!matches!(*k, jmespath::Variable::Null)).then(|| DedupKey {
+                    route: r.id.clone(),
+                    key: crate::render::expr::var_to_value(&k).to_string(),
+                    window: d.window,
+                })
             });
             for &s in &r.to {
                 let sub = &rules.subscriptions[s];
                 if sub.config.status == crate::deliver::SubscriptionStatus::Disabled {
                     continue;
                 }
-                let outcome = match (&r.dedup, &key) {
-                    // Suppressed when this route already delivered the key to this
-                    // subscription within the window (and no earlier route delivers it now).
-                    (Some(d), Some(k))
-                        if picked
-                            .iter()
-                            .all(|(p, o)| *p != s || *o != Outcome::Deliver) =>
-                    {
-                        let now = *now.get_or_init(Instant::now);
-                        if dedup.is_repeat(&sub.id, &r.id, k.clone(), d.window, now) {
-                            Outcome::Suppressed
-                        } else {
-                            Outcome::Deliver
-                        }
-                    }
-                    _ => Outcome::Deliver,
-                };
                 match picked.iter_mut().find(|(p, _)| *p == s) {
-                    Some((_, o)) => {
-                        if outcome == Outcome::Deliver {
-                            *o = Outcome::Deliver;
-                        }
-                    }
-                    None => picked.push((s, outcome)),
+                    Some((_, keys)) => match (keys.as_mut(), &key) {
+                        (Some(keys), Some(k)) => keys.push(k.clone()),
+                        _ => *keys = None,
+                    },
+                    None => picked.push((s, key.clone().map(|k| vec![k]))),
                 }
             }
             if r.stop {
@@ -118,30 +109,24 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
             }
         }
     });
-    let mut deliveries = Vec::new();
-    let mut suppressed = Vec::new();
-    for (s, outcome) in picked {
-        let sub = &rules.subscriptions[s];
-        match outcome {
-            Outcome::Suppressed => {
-                metrics
-                    .dedup_suppressed
-                    .with_label_values(&[&*sub.id])
-                    .inc();
-                suppressed.push(sub.id.clone());
-            }
-            Outcome::Deliver => {
+    let deliveries = picked
+        .into_iter()
+        .map(|(s, keys)| {
+            let sub = &rules.subscriptions[s];
+            let body = wants_body(sub).then(|| {
                 let body = rules.sub_templates[s].render(&cx);
                 if body.is_err() {
                     metrics.render_errors.with_label_values(&[&*sub.id]).inc();
                 }
-                deliveries.push(Rendered {
-                    subscription: sub.clone(),
-                    body,
-                });
+                body
+            });
+            Rendered {
+                subscription: sub.clone(),
+                body,
+                dedup: keys.unwrap_or_default(),
             }
-        }
-    }
+        })
+        .collect();
     Routing {
         category: derived.category.clone(),
         severity: derived.severity,
@@ -149,6 +134,37 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
         event_id: derived.event_id.clone(),
         routes,
         deliveries,
-        suppressed,
+        suppressed: Vec::new(),
     }
+}
+
+/// [`route`] for a dry run: every body rendered, and dedup windows applied with `dedup` as if
+/// each delivery succeeded at once (what `hookline test`, `POST /api/v1/rules/test` and the
+/// playground show).
+pub fn route_dry(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupStore) -> Routing {
+    let mut routing = route(rules, event, metrics, &|_| true);
+    let now = Instant::now();
+    let webhook_id = |sub: &str| crate::event::webhook_id(&event.origin, sub);
+    let (kept, suppressed): (Vec<_>, Vec<_>) = routing.deliveries.into_iter().partition(|d| {
+        let id = webhook_id(&d.subscription.id);
+        match dedup.claim(&d.subscription.id, &d.dedup, &id, now) {
+            Verdict::Deliver => {
+                dedup.delivered(&d.subscription.id, &d.dedup, &id, now);
+                true
+            }
+            Verdict::Repeat => false,
+        }
+    });
+    for d in &suppressed {
+        metrics
+            .dedup_suppressed
+            .with_label_values(&[&*d.subscription.id])
+            .inc();
+    }
+    routing.deliveries = kept;
+    routing.suppressed = suppressed
+        .into_iter()
+        .map(|d| d.subscription.id.clone())
+        .collect();
+    routing
 }

@@ -26,6 +26,13 @@ pub trait SettleSink: Send + Sync + 'static {
     fn unread(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
         let _ = (topic, partition, generation, offset);
     }
+
+    /// A part was given back after the message was processed ([`Ack::give_back`]): the
+    /// message must be read again, and the consumer must seek back to it. Called instead of
+    /// the others. By default it counts as abandoned (never committed by this process).
+    fn given_back(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
+        self.abandoned(topic, partition, generation, offset);
+    }
 }
 
 struct Shared {
@@ -36,6 +43,7 @@ struct Shared {
     /// Parts not yet settled, plus one held by the [`MessageAck`] while parts are handed out.
     remaining: AtomicUsize,
     poisoned: AtomicBool,
+    given_back: AtomicBool,
     sink: Arc<dyn SettleSink>,
 }
 
@@ -47,6 +55,9 @@ impl Shared {
         if self.poisoned.load(Ordering::Acquire) {
             self.sink
                 .abandoned(&self.topic, self.partition, self.generation, self.offset);
+        } else if self.given_back.load(Ordering::Acquire) {
+            self.sink
+                .given_back(&self.topic, self.partition, self.generation, self.offset);
         } else {
             self.sink
                 .settled(&self.topic, self.partition, self.generation, self.offset);
@@ -77,6 +88,7 @@ impl MessageAck {
                 offset,
                 remaining: AtomicUsize::new(1),
                 poisoned: AtomicBool::new(false),
+                given_back: AtomicBool::new(false),
                 sink,
             }),
             finished: false,
@@ -138,6 +150,23 @@ impl Ack {
         if let Some(shared) = self.shared.take() {
             shared.release();
         }
+    }
+
+    /// This part was not done and should be done later from its source: the message is read
+    /// again (its offset stays uncommitted until then). Other parts of the same message are
+    /// done again too when it is re-read; at-least-once.
+    pub fn give_back(mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.given_back.store(true, Ordering::Release);
+            shared.release();
+        }
+    }
+
+    /// The topic, partition and offset this part holds back (`None` when detached).
+    pub fn position(&self) -> Option<(&str, i32, i64)> {
+        self.shared
+            .as_ref()
+            .map(|s| (&*s.topic, s.partition, s.offset))
     }
 }
 
@@ -204,6 +233,30 @@ mod tests {
         drop(a);
         b.settle();
         assert!(sink.0.lock().unwrap().is_empty());
+    }
+
+    #[derive(Default)]
+    struct GivenBack(Mutex<Vec<i64>>);
+    impl SettleSink for GivenBack {
+        fn settled(&self, _t: &str, _p: i32, _g: u64, _o: i64) {
+            panic!("a given-back message must not settle");
+        }
+        fn given_back(&self, _t: &str, _p: i32, _g: u64, offset: i64) {
+            self.0.lock().unwrap().push(offset);
+        }
+    }
+
+    #[test]
+    fn a_part_given_back_has_the_message_read_again() {
+        let sink = Arc::new(GivenBack::default());
+        let msg = MessageAck::new("t".into(), 2, 1, 11, sink.clone());
+        let (a, b) = (msg.part(), msg.part());
+        msg.finish();
+        assert_eq!(a.position(), Some(("t", 2, 11)));
+        a.give_back();
+        assert!(sink.0.lock().unwrap().is_empty(), "b is still out");
+        b.settle();
+        assert_eq!(*sink.0.lock().unwrap(), vec![11]);
     }
 
     #[test]

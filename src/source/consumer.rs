@@ -41,6 +41,14 @@ pub enum Flow {
         /// Its untouched ack.
         ack: MessageAck,
     },
+    /// Not now: hand the message back, pause its partition until `ready` resolves, and read
+    /// it again then. Nothing about it is held in memory meanwhile.
+    WhenReady {
+        /// Resolves when the message may be taken.
+        ready: futures::future::BoxFuture<'static, ()>,
+        /// Its untouched ack.
+        ack: MessageAck,
+    },
 }
 
 /// The source could not start.
@@ -117,6 +125,7 @@ impl Source {
         let context = SourceContext {
             offsets: offsets.clone(),
             metrics,
+            on_revoke: std::sync::RwLock::new(None),
         };
         let consumer = config
             .create_with_context(context)
@@ -144,6 +153,21 @@ impl Source {
         &self.offsets
     }
 
+    /// The consumer, for queries (committed offsets, end offsets).
+    pub fn consumer(&self) -> &Arc<StreamConsumer<SourceContext>> {
+        &self.consumer
+    }
+
+    /// Calls `hook` with the partitions each rebalance takes away (after their commit).
+    pub fn on_revoke(&self, hook: super::context::OnRevoke) {
+        *self
+            .consumer
+            .context()
+            .on_revoke
+            .write()
+            .expect("revoke hook lock") = Some(hook);
+    }
+
     /// Reads until `stop`, handing every message to `handler`. Commits settled positions every
     /// `commit_interval` meanwhile. Returns with messages possibly still in flight: stop the
     /// delivery stage, then call [`Source::commit`] once more.
@@ -168,6 +192,12 @@ impl Source {
             let received = tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
+                _ = self.offsets.rewound() => {
+                    for ((topic, partition), rewind) in self.offsets.take_rewinds() {
+                        self.rewind(&topic, partition, rewind).await;
+                    }
+                    continue;
+                }
                 m = self.consumer.recv() => m,
             };
             let message = match received {
@@ -181,55 +211,108 @@ impl Source {
                 }
             };
             let topic: Arc<str> = message.topic().into();
+            if let Some(rewind) = self.offsets.take_rewind(&topic, message.partition()) {
+                // Something before this message was given back: read from there first, in
+                // order, before anything after it.
+                if rewind.offset <= message.offset() {
+                    self.rewind(&topic, message.partition(), rewind).await;
+                    continue;
+                }
+            }
             let ack = self
                 .offsets
                 .read(topic.clone(), message.partition(), message.offset())
                 .await;
+            let (partition, offset) = (message.partition(), message.offset());
             let record = Record {
-                topic,
-                partition: message.partition(),
-                offset: message.offset(),
+                topic: topic.clone(),
+                partition,
+                offset,
                 timestamp_ms: message.timestamp().to_millis(),
                 payload: message.payload(),
             };
-            if let Flow::Later { until, ack } = handler.handle(record, ack).await {
-                ack.unread();
-                self.postpone(
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    until,
-                );
+            match handler.handle(record, ack).await {
+                Flow::Next => {}
+                Flow::Later { until, ack } => {
+                    ack.unread();
+                    let wait = until
+                        .duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default();
+                    self.postpone(
+                        &topic,
+                        partition,
+                        offset,
+                        Box::pin(tokio::time::sleep(wait)),
+                    )
+                    .await;
+                }
+                Flow::WhenReady { ready, ack } => {
+                    ack.unread();
+                    self.postpone(&topic, partition, offset, ready).await;
+                }
             }
         }
         let _ = committer.await;
     }
 
-    /// Pauses `partition` and rewinds it to `offset`, to be resumed at `until`.
-    fn postpone(&self, topic: &str, partition: i32, offset: i64, until: std::time::SystemTime) {
+    /// Pauses `partition` and rewinds it to `offset`, to be resumed when `ready` resolves.
+    async fn postpone(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        ready: futures::future::BoxFuture<'static, ()>,
+    ) {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
         if let Err(e) = self.consumer.pause(&tpl) {
             tracing::warn!(topic, partition, error = %e, "cannot pause partition");
         }
-        // Seeking drops whatever librdkafka already fetched past `offset` for this partition.
-        if let Err(e) = self.consumer.seek(
-            topic,
-            partition,
-            Offset::Offset(offset),
-            Duration::from_secs(10),
-        ) {
-            tracing::warn!(topic, partition, offset, error = %e, "cannot rewind partition");
-        }
+        self.seek(topic, partition, offset).await;
         let consumer = self.consumer.clone();
-        let wait = until
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
         tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
+            ready.await;
             // After a rebalance the partition may belong to someone else: nothing to resume.
             let _ = consumer.resume(&tpl);
         });
+    }
+
+    /// Reads `partition` again from where messages were given back, if it is still ours.
+    async fn rewind(&self, topic: &str, partition: i32, rewind: super::offsets::Rewind) {
+        if self.offsets.is_current(topic, partition, rewind.generation) {
+            tracing::debug!(
+                topic,
+                partition,
+                offset = rewind.offset,
+                "reading given-back messages again"
+            );
+            self.seek(topic, partition, rewind.offset).await;
+        }
+    }
+
+    /// Moves `partition`'s position to `offset`; whatever librdkafka already fetched past it
+    /// is dropped. A blocking call, so it runs off the async workers. If it fails, the
+    /// offsets handed back stay pending: nothing is committed past them, and they are read
+    /// again after a restart or rebalance at the latest.
+    async fn seek(&self, topic: &str, partition: i32, offset: i64) {
+        let consumer = self.consumer.clone();
+        let owned = topic.to_string();
+        let result = tokio::task::spawn_blocking(move || {
+            consumer.seek(
+                &owned,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            )
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(topic, partition, offset, error = %e, "cannot rewind partition; its commits stay behind the message until it is read again")
+            }
+            Err(e) => tracing::warn!(topic, partition, offset, error = %e, "seek task failed"),
+        }
     }
 
     /// Commits every position that moved, and waits for the broker's answer.

@@ -11,10 +11,14 @@ use super::offsets::Offsets;
 use super::watermark::Commit;
 use crate::metrics::Metrics;
 
+/// Called with the partitions a rebalance takes away, after their final commit.
+pub type OnRevoke = std::sync::Arc<dyn Fn(&[(String, i32)]) + Send + Sync>;
+
 /// Context of the source consumer.
 pub struct SourceContext {
     pub(super) offsets: Offsets,
     pub(super) metrics: Metrics,
+    pub(super) on_revoke: std::sync::RwLock<Option<OnRevoke>>,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
@@ -60,6 +64,10 @@ impl ConsumerContext for SourceContext {
                 // who starts from whatever is committed.
                 let result = consumer.commit(&commit_list(&commits), CommitMode::Sync);
                 self.record_commit(&result, &commits);
+            }
+            let hook = self.on_revoke.read().expect("revoke hook lock").clone();
+            if let Some(hook) = hook {
+                hook(&revoked);
             }
         }
     }

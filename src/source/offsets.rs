@@ -1,18 +1,31 @@
 //! The shared offset state: the tracker, the bound on messages in flight, and the
 //! [`SettleSink`] that settling acks report to.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use super::ack::{MessageAck, SettleSink};
 use super::watermark::{Commit, OffsetTracker};
 use crate::metrics::Metrics;
 
+/// Where a partition must be read again from, and in which assignment that was asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rewind {
+    /// The assignment's generation.
+    pub generation: u64,
+    /// The lowest offset given back.
+    pub offset: i64,
+}
+
 struct Inner {
     tracker: Mutex<OffsetTracker>,
     inflight: Semaphore,
     metrics: Metrics,
+    /// Partitions to seek back, by the read loop.
+    rewinds: Mutex<HashMap<(Arc<str>, i32), Rewind>>,
+    rewound: Notify,
 }
 
 /// Offset state shared by the consumer loop, the committer, the rebalance callbacks and every
@@ -28,8 +41,10 @@ impl Offsets {
         Offsets {
             inner: Arc::new(Inner {
                 tracker: Mutex::new(OffsetTracker::default()),
-                inflight: Semaphore::new(max_inflight),
+                inflight: Semaphore::new(max_inflight.min(Semaphore::MAX_PERMITS)),
                 metrics,
+                rewinds: Mutex::new(HashMap::new()),
+                rewound: Notify::new(),
             }),
         }
     }
@@ -93,6 +108,33 @@ impl Offsets {
         self.lock().pending()
     }
 
+    /// Every partition with messages given back, and where to read it again from.
+    pub fn take_rewinds(&self) -> Vec<((Arc<str>, i32), Rewind)> {
+        let mut rewinds = self.inner.rewinds.lock().expect("rewinds lock");
+        rewinds.drain().collect()
+    }
+
+    /// The rewind asked for `partition` of `topic`, if any (taken).
+    pub fn take_rewind(&self, topic: &str, partition: i32) -> Option<Rewind> {
+        let mut rewinds = self.inner.rewinds.lock().expect("rewinds lock");
+        rewinds.remove(&(Arc::from(topic), partition))
+    }
+
+    /// Resolves when a message was given back.
+    pub async fn rewound(&self) {
+        self.inner.rewound.notified().await
+    }
+
+    /// Whether `generation` is the current assignment of `partition` of `topic`.
+    pub fn is_current(&self, topic: &str, partition: i32, generation: u64) -> bool {
+        self.lock().generation(topic, partition) == Some(generation)
+    }
+
+    /// The position before which every message of `partition` of `topic` is settled.
+    pub fn watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.lock().watermark(topic, partition)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, OffsetTracker> {
         self.inner.tracker.lock().expect("offset tracker lock")
     }
@@ -120,6 +162,22 @@ impl SettleSink for Inner {
             .expect("offset tracker lock")
             .unread(topic, partition, generation, offset);
         self.release();
+    }
+
+    fn given_back(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
+        // Stays pending (never committed past) until it is read again.
+        {
+            let mut rewinds = self.rewinds.lock().expect("rewinds lock");
+            let at = rewinds
+                .entry((topic.into(), partition))
+                .or_insert(Rewind { generation, offset });
+            if at.generation != generation {
+                *at = Rewind { generation, offset };
+            }
+            at.offset = at.offset.min(offset);
+        }
+        self.release();
+        self.rewound.notify_one();
     }
 
     fn abandoned(&self, topic: &str, partition: i32, _generation: u64, offset: i64) {

@@ -34,15 +34,14 @@ impl PartitionTracker {
         self.pending.remove(&offset);
     }
 
-    /// `offset`, the last offset read, will be read again: as if it had never been read.
+    /// `offset` will be read again (handed back, or given back after processing). It stays
+    /// pending until it is read again and settled, so nothing is committed past it even if
+    /// the consumer never manages to seek back to it.
     pub fn unread(&mut self, offset: i64) {
-        self.pending.remove(&offset);
-        debug_assert_eq!(
-            self.next,
-            Some(offset + 1),
-            "only the last offset read can be unread"
+        debug_assert!(
+            self.pending.contains(&offset),
+            "only an offset read and unsettled can be read again"
         );
-        self.next = Some(offset);
     }
 
     /// Offsets read but unsettled.
@@ -193,6 +192,20 @@ impl OffsetTracker {
         self.partitions.values().map(|a| a.tracker.pending()).sum()
     }
 
+    /// The generation of the current assignment of `partition` of `topic`.
+    pub fn generation(&self, topic: &str, partition: i32) -> Option<u64> {
+        self.partitions
+            .get(&(topic.into(), partition))
+            .map(|a| a.generation)
+    }
+
+    /// The watermark of `partition` of `topic`: everything before it is settled.
+    pub fn watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.partitions
+            .get(&(topic.into(), partition))
+            .and_then(|a| a.tracker.watermark())
+    }
+
     /// Partitions tracked.
     pub fn assigned(&self) -> usize {
         self.partitions.len()
@@ -242,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unread_offset_holds_the_watermark_back() {
+    fn an_unread_offset_holds_the_watermark_back_until_it_is_read_again() {
         let mut t = PartitionTracker::default();
         t.read(4);
         t.read(5);
@@ -253,9 +266,13 @@ mod tests {
             Some(5),
             "never commit past a message handed back"
         );
+        // The seek back failed: later offsets are read and settled, the watermark stays.
+        t.read(6);
+        t.settle(6);
+        assert_eq!(t.watermark(), Some(5));
         t.read(5);
         t.settle(5);
-        assert_eq!(t.watermark(), Some(6));
+        assert_eq!(t.watermark(), Some(7));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hookline::deliver::{
-    DeliverySettings, Dispatcher, Job, SubscriptionConfig, SubscriptionSettings,
+    DeliverySettings, Dispatcher, Job, JobFrom, SubscriptionConfig, SubscriptionSettings,
 };
 use hookline::dev::broker::DevBroker;
 use hookline::dev::receiver::Receiver;
@@ -82,8 +82,14 @@ impl Harness {
             metrics.clone(),
             shutdown.clone(),
         );
-        let dispatcher =
-            Dispatcher::new(settler, DeliverySettings { allow_networks }).expect("dispatcher");
+        let dispatcher = Dispatcher::new(
+            settler,
+            DeliverySettings {
+                allow_networks,
+                ..DeliverySettings::default()
+            },
+        )
+        .expect("dispatcher");
         Harness {
             broker,
             receiver,
@@ -120,10 +126,12 @@ impl Harness {
             subscription: sub.clone(),
             webhook_id: webhook_id(&origin, &sub.id),
             event_type: "test".into(),
-            body: body.clone(),
+            body: Some(body.clone()),
             event: Event::new(origin, json!({"original": offset, "body": body})),
             ack,
             retry_round: 0,
+            from: JobFrom::Source,
+            dedup: Vec::new(),
         }
     }
 
@@ -191,4 +199,16 @@ impl Harness {
 /// Fast retries so tests finish quickly.
 pub fn fast_retry(attempts: u32) -> Value {
     json!({"attempts": attempts, "initial_backoff": "10ms", "max_backoff": "50ms", "max_retry_after": "5s"})
+}
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
 }

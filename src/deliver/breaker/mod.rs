@@ -106,6 +106,11 @@ impl Circuit {
         }
     }
 
+    /// Its thresholds.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
     /// The current state.
     pub fn state(&self) -> CircuitState {
         self.lock().state.public()
@@ -164,7 +169,7 @@ impl Circuit {
     }
 
     /// Time left until an open circuit lets a probe through (zero when not open).
-    pub(crate) fn open_remaining(&self, now: Instant) -> std::time::Duration {
+    pub fn open_remaining(&self, now: Instant) -> std::time::Duration {
         match self.lock().state {
             State::Open { until } => until.saturating_duration_since(now),
             _ => std::time::Duration::ZERO,

@@ -1,0 +1,199 @@
+//! Reading backlogs: one consumer over every backlog topic hands each record to its
+//! subscription's lane when the lane has room and takes deliveries. Otherwise the record is
+//! handed back and its partition paused until the lane does (`Flow::WhenReady`), so a paused,
+//! failing or slow subscription's backlog stays in Kafka, and other subscriptions' backlogs
+//! are read meanwhile.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+use super::record::{self, BacklogRecord};
+use super::{topic, BacklogSettings};
+use crate::deliver::lane::BacklogAdmission;
+use crate::deliver::{Dispatcher, Job, JobFrom};
+use crate::dlq::{DeadLetter, Reason};
+use crate::event::Origin;
+use crate::pipeline::Record;
+use crate::rules::Router;
+use crate::settle::Settler;
+use crate::source::ack::MessageAck;
+use crate::source::consumer::{Flow, Handler};
+
+/// Per backlog partition (topic, partition), when the event the reader waits at was read from
+/// its source.
+pub type Waiting = Arc<Mutex<HashMap<(String, i32), DateTime<Utc>>>>;
+
+/// Turns backlog records back into jobs, at each subscription's pace.
+pub struct BacklogReader {
+    router: Router,
+    dispatcher: Dispatcher,
+    settler: Settler,
+    settings: BacklogSettings,
+    /// Per backlog partition, when the record it waits at was first read from its source
+    /// (for the age gauge).
+    waiting: Waiting,
+}
+
+impl BacklogReader {
+    /// A reader handing records to `dispatcher`'s lanes, rendering them with `router`'s rules.
+    pub fn new(
+        router: Router,
+        dispatcher: Dispatcher,
+        settler: Settler,
+        settings: BacklogSettings,
+    ) -> Self {
+        BacklogReader {
+            router,
+            dispatcher,
+            settler,
+            settings,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// Per backlog partition, when the event the reader waits at was read from its source.
+    pub fn waiting(&self) -> Waiting {
+        self.waiting.clone()
+    }
+
+    fn wait_at(&self, message: &Record<'_>, record: &BacklogRecord) {
+        let key = (message.topic.to_string(), message.partition);
+        let mut waiting = self.waiting.lock().expect("waiting lock");
+        waiting.insert(key, record.received_at);
+    }
+
+    fn moved_on(&self, message: &Record<'_>) {
+        let key = (message.topic.to_string(), message.partition);
+        self.waiting.lock().expect("waiting lock").remove(&key);
+    }
+
+    /// A record whose subscription no rule set has: it waits `orphan_after` from when it was
+    /// written (a rolling deploy may be adding the subscription), then is dead-lettered.
+    async fn orphan(&self, message: &Record<'_>, record: BacklogRecord, ack: MessageAck) -> Flow {
+        let until = record.spilled_at
+            + chrono::Duration::from_std(self.settings.orphan_after).unwrap_or_default();
+        if Utc::now() < until {
+            self.wait_at(message, &record);
+            return Flow::Later {
+                until: until.into(),
+                ack,
+            };
+        }
+        tracing::warn!(subscription = %record.subscription, origin = %record.origin.to_origin(), "backlog record of a removed subscription; dead-lettering it");
+        let letter = DeadLetter {
+            origin: record.origin.to_origin(),
+            reason: Reason::SubscriptionRemoved,
+            error: format!(
+                "subscription {:?} was removed while the event waited in its backlog",
+                record.subscription
+            ),
+            subscription: Some(record.subscription),
+            webhook_id: Some(record.webhook_id),
+            attempts: 0,
+            status: None,
+            payload: serde_json::to_vec(&record.event).expect("JSON serialises"),
+        };
+        self.settler.dead_letter(letter, ack.part()).await;
+        self.moved_on(message);
+        ack.finish();
+        Flow::Next
+    }
+
+    async fn invalid(&self, message: &Record<'_>, error: String, ack: MessageAck) -> Flow {
+        // Not written by hookline (or by a newer one): kept, with the reason.
+        let origin = Origin {
+            topic: message.topic.clone(),
+            partition: message.partition,
+            offset: message.offset,
+            index: 0,
+        };
+        let letter = DeadLetter::input(
+            origin,
+            Reason::InvalidRecord,
+            error,
+            message.payload.unwrap_or_default().to_vec(),
+        );
+        self.settler.dead_letter(letter, ack.part()).await;
+        ack.finish();
+        Flow::Next
+    }
+}
+
+impl Handler for BacklogReader {
+    async fn handle(&self, message: Record<'_>, ack: MessageAck) -> Flow {
+        let record = match record::decode(message.payload.unwrap_or_default()) {
+            Ok(record) => record,
+            Err(e) => return self.invalid(&message, e.to_string(), ack).await,
+        };
+        let owner = topic::subscription_of(&self.settings.prefix, &message.topic);
+        if owner != Some(record.subscription.as_str()) {
+            let e = format!(
+                "a record for subscription {:?} in backlog topic {}",
+                record.subscription, message.topic
+            );
+            return self.invalid(&message, e, ack).await;
+        }
+        let Some(lane) = self.dispatcher.lane(&record.subscription) else {
+            return self.orphan(&message, record, ack).await;
+        };
+        match lane.admit_backlog() {
+            BacklogAdmission::Gone => return self.orphan(&message, record, ack).await,
+            BacklogAdmission::Later(ready) => {
+                self.wait_at(&message, &record);
+                return Flow::WhenReady { ready, ack };
+            }
+            BacklogAdmission::Now => {}
+        }
+        let rules = self.router.current();
+        let event = record.to_event();
+        let rendered = rules.render_for(&event, &record.subscription);
+        let Some((category, body)) = rendered else {
+            // The lane exists but the rules in force lost the subscription: a reload is
+            // retiring it.
+            return self.orphan(&message, record, ack).await;
+        };
+        let body = match body {
+            Ok(body) => body,
+            Err(e) => {
+                self.settler
+                    .metrics()
+                    .render_errors
+                    .with_label_values(&[&record.subscription])
+                    .inc();
+                let letter = DeadLetter::render_failed(
+                    event.origin.clone(),
+                    e.to_string(),
+                    &record.subscription,
+                    record.webhook_id.clone(),
+                    &record.event,
+                );
+                self.settler.dead_letter(letter, ack.part()).await;
+                lane.ledger().handed(message.partition, message.offset);
+                self.moved_on(&message);
+                ack.finish();
+                return Flow::Next;
+            }
+        };
+        let job = Job {
+            subscription: lane.settings(),
+            webhook_id: record.webhook_id,
+            event_type: category,
+            body: Some(body),
+            event,
+            ack: ack.part(),
+            retry_round: record.round,
+            from: JobFrom::Backlog,
+            dedup: record.dedup,
+        };
+        match lane.push_backlog(job) {
+            Ok(()) => lane.ledger().handed(message.partition, message.offset),
+            // The queue filled up between the check and the push: read it again later.
+            Err(job) => job.ack.give_back(),
+        }
+        self.moved_on(&message);
+        ack.finish();
+        Flow::Next
+    }
+}

@@ -1,0 +1,107 @@
+//! Settling the jobs of one request when its answer comes back: delivered; or, after
+//! retriable failures, to the retry tiers ([`Divert`](crate::deliver::Divert)); or to the
+//! dead-letter topic with the cause.
+
+use std::future::Future;
+
+use tokio::time::Instant;
+use tower::BoxError;
+
+use super::super::batch::Batch;
+use super::super::client::{self, chain};
+use super::super::request::Response;
+use super::super::retry::policy::{classify, Class};
+use super::super::{DivertCause, JobFrom};
+use super::Lane;
+use crate::dlq::{DeadLetter, Reason};
+
+/// Waits for one request's outcome and settles each of its jobs.
+pub(super) async fn finish(
+    lane: Lane,
+    batch: Batch,
+    response: impl Future<Output = Result<Response, BoxError>>,
+    reason: Option<Reason>,
+) {
+    let shared = &lane.inner.shared;
+    let result = tokio::select! {
+        r = response => r,
+        // Abandoned at shutdown: the acks drop unsettled and the events are re-delivered.
+        _ = shared.abort.cancelled() => return,
+    };
+    let attempts = batch.delivery.attempts();
+    let sub = lane.inner.id.clone();
+    let observer = &lane.inner.observer;
+    let metrics = shared.settler.metrics();
+    let class = classify(&result);
+    if class == Class::Delivered && reason.is_none() {
+        let now = chrono::Utc::now();
+        let instant = Instant::now().into_std();
+        for job in batch.jobs {
+            let latency = (now - job.event.received_at).to_std().unwrap_or_default();
+            observer.delivery_succeeded(&batch.delivery.webhook_id, 1, attempts, latency);
+            shared
+                .dedup
+                .delivered(&sub, &job.dedup, &job.webhook_id, instant);
+            if job.from == JobFrom::Backlog {
+                metrics.backlog_deliveries.with_label_values(&[&sub]).inc();
+            }
+            shared.settler.delivered(&sub, job.ack);
+        }
+        return;
+    }
+    let (status, error) = match &result {
+        Ok(response) => (
+            Some(response.status.as_u16()),
+            format!("receiver answered {}", response.status),
+        ),
+        Err(e) => (None, describe(e.as_ref())),
+    };
+    let reason = reason.unwrap_or(match (&result, class) {
+        (Err(e), _) if matches!(e.downcast_ref(), Some(client::Error::Refused(_))) => {
+            Reason::Refused
+        }
+        (_, Class::Transient { .. }) => Reason::RetriesExhausted,
+        _ => Reason::Rejected,
+    });
+    let divert = (reason == Reason::RetriesExhausted)
+        .then(|| shared.divert())
+        .flatten();
+    for job in batch.jobs {
+        shared.dedup.released(&sub, &job.dedup, &job.webhook_id);
+        let job = match &divert {
+            Some(divert) => {
+                let cause = DivertCause::RetriesExhausted {
+                    attempts,
+                    status,
+                    error: error.clone(),
+                };
+                match divert.divert(job, cause).await {
+                    Ok(()) => continue,
+                    Err(job) => job,
+                }
+            }
+            None => job,
+        };
+        let letter = DeadLetter {
+            origin: job.event.origin.clone(),
+            reason,
+            error: error.clone(),
+            subscription: Some(sub.to_string()),
+            webhook_id: Some(job.webhook_id.clone()),
+            attempts,
+            status,
+            payload: serde_json::to_vec(&*job.event.payload).expect("a JSON value serialises"),
+        };
+        tokio::select! {
+            () = shared.settler.dead_letter(letter, job.ack) => {}
+            _ = shared.abort.cancelled() => return,
+        }
+    }
+}
+
+fn describe(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return "no answer within the timeout".into();
+    }
+    chain(error)
+}

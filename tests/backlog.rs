@@ -1,0 +1,257 @@
+//! The per-subscription backlog, in-process on real parts (a Kafka-protocol broker, the router,
+//! an HTTP receiver on loopback): a subscription that cannot keep up never holds up the source
+//! or the others; its events wait in Kafka, are delivered in order at its own pace, survive a
+//! restart, and wait while it is paused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, Harness};
+use hookline::dev::receiver::{Recorded, Respond};
+use serde_json::json;
+
+const TOPIC: &str = "events";
+
+fn numbers(requests: &[Recorded]) -> Vec<i64> {
+    requests
+        .iter()
+        .map(|r| r.json()["n"].as_i64().unwrap_or(-1))
+        .collect()
+}
+
+async fn produce(h: &Harness, range: std::ops::Range<i64>) {
+    for n in range {
+        let event = json!({"id": format!("e{n}"), "category": "alert", "severity": "high", "n": n});
+        h.produce_json(TOPIC, 0, &event).await;
+    }
+}
+
+fn metric(running: &hookline::app::Running, line_start: &str) -> Option<f64> {
+    running
+        .metrics
+        .render()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+const ORDERED: &str = r#"
+sources:
+  - id: test
+    topics: [events]
+    category: category
+    severity: severity
+    event_id: id
+subscriptions:
+  - id: ordered
+    url: "{receiver}/ordered"
+    concurrency: 1
+    queue: 4
+  - id: fast
+    url: "{receiver}/fast"
+routes:
+  - id: all
+    to: [ordered, fast]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscription_spills_keeps_kafka_order_and_never_holds_up_the_source() {
+    let h = Harness::new(TOPIC, 1).await;
+    h.write_rules(ORDERED);
+    h.receiver.respond("/ordered", |_| {
+        Respond::ok().after(Duration::from_millis(40))
+    });
+    let running = hookline::app::start(h.settings("ordered")).await.unwrap();
+    const N: i64 = 300;
+    produce(&h, 0..N).await;
+
+    // The source is committed to the end long before the slow subscription is done.
+    assert!(
+        eventually(Duration::from_secs(60), || h.committed("ordered", TOPIC, 1)
+            == [N])
+        .await,
+        "source commits stuck at {:?}",
+        h.committed("ordered", TOPIC, 1)
+    );
+    let slow_so_far = h.receiver.accepted("/ordered").len() as i64;
+    assert!(
+        slow_so_far < N,
+        "the slow subscription had {slow_so_far} when the source was committed: nothing waited"
+    );
+    assert!(
+        h.receiver
+            .wait_until(Duration::from_secs(60), |r| r
+                .iter()
+                .filter(|r| r.path == "/fast")
+                .count()
+                == N as usize)
+            .await
+    );
+    // Every event reaches the slow one too, through its backlog, in Kafka order.
+    assert!(
+        h.receiver
+            .wait_until(Duration::from_secs(120), |r| r
+                .iter()
+                .filter(|r| r.path == "/ordered" && r.status == 200)
+                .count()
+                >= N as usize)
+            .await,
+        "ordered got {}",
+        h.receiver.accepted("/ordered").len()
+    );
+    assert_eq!(
+        numbers(&h.receiver.accepted("/ordered")),
+        (0..N).collect::<Vec<_>>(),
+        "delivered out of order"
+    );
+    let spilled = metric(
+        &running,
+        "hookline_backlog_spilled_total{cause=\"queue_full\",subscription=\"ordered\"}",
+    )
+    .or_else(|| {
+        metric(
+            &running,
+            "hookline_backlog_spilled_total{cause=\"slow\",subscription=\"ordered\"}",
+        )
+    })
+    .unwrap_or(0.0);
+    assert!(spilled > 0.0, "{}", running.metrics.render());
+    assert!(
+        metric(
+            &running,
+            "hookline_backlog_deliveries_total{subscription=\"ordered\"}"
+        )
+        .unwrap_or(0.0)
+            > 0.0
+    );
+    running.stop();
+    running.wait().await;
+}
+
+const PAUSED: &str = r#"
+sources:
+  - id: test
+    topics: [events]
+    category: category
+    severity: severity
+    event_id: id
+subscriptions:
+  - id: later
+    url: "{receiver}/later"
+    concurrency: 1
+    status: STATUS
+routes:
+  - id: all
+    to: [later]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_subscription_keeps_its_events_in_its_backlog_across_a_restart() {
+    let h = Harness::new(TOPIC, 1).await;
+    h.write_rules(&PAUSED.replace("STATUS", "paused"));
+    let running = hookline::app::start(h.settings("paused")).await.unwrap();
+    produce(&h, 0..50).await;
+    // Settled by being written to the backlog: the source moves on.
+    assert!(
+        eventually(Duration::from_secs(60), || h.committed("paused", TOPIC, 1)
+            == [50])
+        .await,
+        "source commits stuck at {:?}",
+        h.committed("paused", TOPIC, 1)
+    );
+    assert_eq!(
+        metric(&running, "hookline_queue_depth{subscription=\"later\"}"),
+        Some(0.0),
+        "a paused subscription holds nothing in memory"
+    );
+    running.stop();
+    running.wait().await;
+
+    // A new instance sees the backlog, and still sends nothing while paused.
+    let running = hookline::app::start(h.settings("paused")).await.unwrap();
+    let depth = || metric(&running, "hookline_backlog_depth{subscription=\"later\"}");
+    assert!(
+        eventually(Duration::from_secs(60), || depth() == Some(50.0)).await,
+        "backlog depth {:?}",
+        depth()
+    );
+    assert!(h.receiver.requests_to("/later").is_empty());
+
+    // Resumed: everything arrives, in order.
+    h.write_rules(&PAUSED.replace("STATUS", "active"));
+    hookline::rules::reload::reload_now(h.rules.path(), &running.router, &running.metrics)
+        .await
+        .unwrap();
+    assert!(
+        h.receiver
+            .wait_until(Duration::from_secs(60), |r| r.len() >= 50)
+            .await,
+        "got {}",
+        h.receiver.requests().len()
+    );
+    assert_eq!(
+        numbers(&h.receiver.accepted("/later")),
+        (0..50).collect::<Vec<_>>()
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || depth() == Some(0.0)).await,
+        "backlog depth after draining {:?}",
+        depth()
+    );
+    running.stop();
+    running.wait().await;
+}
+
+const DEAD: &str = r#"
+sources:
+  - id: test
+    topics: [events]
+    category: category
+    severity: severity
+    event_id: id
+subscriptions:
+  - id: dead
+    url: "http://127.0.0.1:PORT/dead"
+    retry: { attempts: 2, initial_backoff: 10ms, max_backoff: 20ms }
+  - id: alive
+    url: "{receiver}/alive"
+routes:
+  - id: all
+    to: [dead, alive]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_refusing_connections_never_holds_up_the_source() {
+    let h = Harness::new(TOPIC, 1).await;
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    h.write_rules(&DEAD.replace("PORT", &port.to_string()));
+    let running = hookline::app::start(h.settings("dead")).await.unwrap();
+    const N: i64 = 2_000;
+    produce(&h, 0..N).await;
+    assert!(
+        eventually(Duration::from_secs(60), || h.committed("dead", TOPIC, 1)
+            == [N])
+        .await,
+        "source commits stuck at {:?}",
+        h.committed("dead", TOPIC, 1)
+    );
+    assert!(
+        h.receiver
+            .wait_until(Duration::from_secs(60), |r| r.len() >= N as usize)
+            .await
+    );
+    assert_eq!(
+        metric(&running, "hookline_queue_depth{subscription=\"dead\"}"),
+        Some(0.0),
+        "nothing waits in memory behind a dead receiver"
+    );
+    running.stop();
+    running.wait().await;
+}
