@@ -53,6 +53,11 @@ impl Harness {
 
     /// Router settings for consumer group `group`, loopback allowed as a destination.
     pub fn settings(&self, group: &str) -> Settings {
+        self.finish(self.config(group))
+    }
+
+    /// The configuration behind [`Harness::settings`], to adjust before [`Harness::finish`].
+    pub fn config(&self, group: &str) -> Config {
         let mut config = Config::default();
         config.kafka.brokers = self.broker.bootstrap_servers();
         config.kafka.group_id = group.into();
@@ -63,7 +68,7 @@ impl Harness {
         config.admin.listen = "127.0.0.1:0".into();
         config.delivery.allow_networks = vec!["127.0.0.0/8".into()];
         config.delivery.shutdown_grace = Duration::from_secs(5);
-        self.finish(config)
+        config
     }
 
     /// Validates `config` for this harness's broker and creates the topics it writes to.
