@@ -83,7 +83,7 @@ pub fn build(
         .concurrency_limit(config.concurrency)
         .layer(RateLimitLayer::new(bucket, Some(observer.clone())))
         .layer(BreakerLayer::new(circuit.clone(), ReceiverFailing))
-        .retry(RetryPolicy::new(&config.retry, observer))
+        .retry(RetryPolicy::new(&config.retry, observer).until_open(circuit.clone()))
         .timeout(config.timeout)
         .layer(AuthLayer::new(sub.auth.clone()))
         .layer(SignLayer::new(sub.signer.clone()))

@@ -101,9 +101,37 @@ pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// A consumer that is closed on a thread of its own when the last reference goes. Closing
+/// leaves the group, which waits for the group's answer, and indefinitely when a rebalance is
+/// in progress (seen with librdkafka 2.12): that must never block an async worker, nor hold
+/// up a shutdown, which has committed everything settled before it drops the consumer.
+pub struct ClosingConsumer(Option<StreamConsumer<SourceContext>>);
+
+impl std::ops::Deref for ClosingConsumer {
+    type Target = StreamConsumer<SourceContext>;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("only taken on drop")
+    }
+}
+
+impl Drop for ClosingConsumer {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            let closing = std::thread::Builder::new()
+                .name("kafka-close".into())
+                .spawn(move || drop(consumer));
+            if let Err(e) = closing {
+                tracing::warn!(error = %e, "cannot start a thread to close a Kafka consumer");
+            }
+        }
+    }
+}
+
 /// The consumer and its offset state.
 pub struct Source {
-    consumer: Arc<StreamConsumer<SourceContext>>,
+    consumer: Arc<ClosingConsumer>,
+    /// Cancelled when [`Source::run`] returns: partitions waiting to resume stop waiting.
+    done: CancellationToken,
     offsets: Offsets,
     commit_interval: Duration,
 }
@@ -131,7 +159,8 @@ impl Source {
             .create_with_context(context)
             .map_err(SourceError::Create)?;
         Ok(Source {
-            consumer: Arc::new(consumer),
+            consumer: Arc::new(ClosingConsumer(Some(consumer))),
+            done: CancellationToken::new(),
             offsets,
             commit_interval: kafka.commit_interval,
         })
@@ -154,7 +183,7 @@ impl Source {
     }
 
     /// The consumer, for queries (committed offsets, end offsets).
-    pub fn consumer(&self) -> &Arc<StreamConsumer<SourceContext>> {
+    pub fn consumer(&self) -> &Arc<ClosingConsumer> {
         &self.consumer
     }
 
@@ -252,6 +281,7 @@ impl Source {
                 }
             }
         }
+        self.done.cancel();
         let _ = committer.await;
     }
 
@@ -270,10 +300,17 @@ impl Source {
         }
         self.seek(topic, partition, offset).await;
         let consumer = self.consumer.clone();
+        let done = self.done.clone();
         tokio::spawn(async move {
-            ready.await;
-            // After a rebalance the partition may belong to someone else: nothing to resume.
-            let _ = consumer.resume(&tpl);
+            tokio::select! {
+                () = ready => {
+                    // After a rebalance the partition may belong to someone else: nothing to
+                    // resume then.
+                    let _ = consumer.resume(&tpl);
+                }
+                // Stopped reading: do not keep the consumer (and its group membership).
+                _ = done.cancelled() => {}
+            }
         });
     }
 
@@ -321,7 +358,7 @@ impl Source {
     }
 }
 
-async fn commit(consumer: &Arc<StreamConsumer<SourceContext>>, offsets: &Offsets) {
+async fn commit(consumer: &Arc<ClosingConsumer>, offsets: &Offsets) {
     let commits = offsets.take_commits();
     if commits.is_empty() {
         return;

@@ -11,8 +11,9 @@ use tower::BoxError;
 
 use self::backoff::Backoff;
 use self::policy::{attempt_label, classify, Class};
+use super::breaker::Circuit;
 use super::config::RetryConfig;
-use super::events::Observer;
+use super::events::{CircuitState, Observer};
 use super::request::{Delivery, Response};
 
 /// The tower retry policy of one subscription. Cloned per request by `Retry`.
@@ -21,6 +22,10 @@ pub struct RetryPolicy {
     attempts: u32,
     backoff: Arc<Backoff>,
     observer: Observer,
+    /// Once this circuit is open the receiver is known to be down: a delivery in flight stops
+    /// retrying in memory (where it holds its event's offset) and goes to the durable retry
+    /// tiers at once.
+    circuit: Option<Arc<Circuit>>,
 }
 
 impl RetryPolicy {
@@ -30,7 +35,14 @@ impl RetryPolicy {
             attempts: config.attempts,
             backoff: Arc::new(Backoff::new(config)),
             observer,
+            circuit: None,
         }
+    }
+
+    /// Stops retrying while `circuit` is open.
+    pub fn until_open(mut self, circuit: Arc<Circuit>) -> Self {
+        self.circuit = Some(circuit);
+        self
     }
 }
 
@@ -44,8 +56,12 @@ impl tower::retry::Policy<Delivery, Response, BoxError> for RetryPolicy {
     ) -> Option<Self::Future> {
         // Called once after every attempt, the last included: the one place that counts them.
         let attempt = req.count_attempt();
+        let open = self
+            .circuit
+            .as_ref()
+            .is_some_and(|c| c.state() == CircuitState::Open);
         let wait = match classify(result) {
-            Class::Transient { retry_after } if attempt < self.attempts => {
+            Class::Transient { retry_after } if attempt < self.attempts && !open => {
                 Some(self.backoff.delay(attempt, retry_after, &mut rand::rng()))
             }
             _ => None,
@@ -103,6 +119,35 @@ mod tests {
             .timeout(Duration::from_secs(1))
             .service(inner);
         (svc, times, metrics)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_circuit_stops_retries_in_memory() {
+        use crate::deliver::breaker::Permit;
+        use crate::deliver::config::BreakerConfig;
+        let circuit = Arc::new(Circuit::new(
+            BreakerConfig {
+                consecutive_failures: 1,
+                ..BreakerConfig::default()
+            },
+            Arc::new(|_, _| {}),
+        ));
+        let observer = Observer::new("s".into(), Metrics::new());
+        let mut policy = RetryPolicy::new(&config(4), observer).until_open(circuit.clone());
+        let mut req = Delivery::new("msg_1", "{}");
+        let mut failed: Result<Response, BoxError> = Ok(Response::status(503));
+        use tower::retry::Policy;
+        assert!(
+            policy.retry(&mut req, &mut failed).is_some(),
+            "closed: retried"
+        );
+        circuit.record(Permit::Normal { epoch: 0 }, true, Instant::now());
+        assert_eq!(circuit.state(), CircuitState::Open);
+        assert!(
+            policy.retry(&mut req, &mut failed).is_none(),
+            "open: no more attempts"
+        );
+        assert_eq!(req.attempts(), 2);
     }
 
     fn config(attempts: u32) -> RetryConfig {
