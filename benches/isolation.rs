@@ -86,6 +86,7 @@ async fn run(broker: &DevBroker, with_black_hole: bool) -> (f64, u64) {
         settler,
         DeliverySettings {
             allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            ..Default::default()
         },
     )
     .unwrap();

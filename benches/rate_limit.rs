@@ -39,6 +39,7 @@ fn main() {
             settler,
             DeliverySettings {
                 allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+                ..Default::default()
             },
         )
         .unwrap();

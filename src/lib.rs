@@ -26,6 +26,7 @@ pub mod config;
 pub mod deliver;
 pub mod dev;
 pub mod dlq;
+pub mod env_file;
 pub mod event;
 pub mod metrics;
 pub mod pipeline;

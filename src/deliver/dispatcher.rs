@@ -27,6 +27,8 @@ pub const QUEUE_PATIENCE: Duration = Duration::from_millis(250);
 pub struct DeliverySettings {
     /// Networks destinations may resolve to even though they are private or loopback.
     pub allow_networks: Vec<ipnet::IpNet>,
+    /// The egress proxy deliveries go through, if any.
+    pub proxy: Option<super::proxy::ProxySettings>,
 }
 
 struct LaneHandle {
@@ -51,7 +53,7 @@ impl Dispatcher {
     /// A dispatcher with no subscriptions yet; call [`Dispatcher::apply`]. Fails if no HTTP
     /// client can be built at all (a broken TLS backend), so that shows at startup.
     pub fn new(settler: Settler, settings: DeliverySettings) -> Result<Self, BuildError> {
-        let guard = Arc::new(Guard::new(settings.allow_networks));
+        let guard = Arc::new(Guard::new(settings.allow_networks).with_proxy(settings.proxy));
         build_client(&TlsSettings::default(), guard.clone(), 1)?;
         Ok(Dispatcher {
             inner: Arc::new(Inner {
