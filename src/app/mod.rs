@@ -20,7 +20,7 @@ use crate::retry_topic::{RetryReader, RetryWriter};
 use crate::rules::{reload, LoadError, Router};
 use crate::settle::Settler;
 use crate::source::consumer::consumer_config;
-use crate::source::{Source, SourceError};
+use crate::source::{Role, Source, SourceError};
 
 /// The router could not start.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +124,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         for topic in schedule.topics() {
             let mut config = consumer_config(&settings.kafka);
             config.set("group.id", format!("{}.retry", settings.kafka.group_id));
-            let reader = Source::with_config(config, &settings.kafka, metrics.clone())?;
+            let reader =
+                Source::with_config(config, &settings.kafka, metrics.clone(), Role::Retry)?;
             reader.subscribe(std::slice::from_ref(&topic))?;
             retry_readers.push(Arc::new(reader));
         }

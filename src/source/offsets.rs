@@ -7,12 +7,14 @@ use tokio::sync::Semaphore;
 
 use super::ack::{MessageAck, SettleSink};
 use super::watermark::{Commit, OffsetTracker};
+use super::Role;
 use crate::metrics::Metrics;
 
 struct Inner {
     tracker: Mutex<OffsetTracker>,
     inflight: Semaphore,
     metrics: Metrics,
+    role: Role,
 }
 
 /// Offset state shared by the consumer loop, the committer, the rebalance callbacks and every
@@ -23,15 +25,22 @@ pub struct Offsets {
 }
 
 impl Offsets {
-    /// At most `max_inflight` messages may be read and unsettled at once.
-    pub fn new(max_inflight: usize, metrics: Metrics) -> Self {
+    /// At most `max_inflight` messages may be read and unsettled at once; partitions are
+    /// counted under `role`.
+    pub fn new(max_inflight: usize, metrics: Metrics, role: Role) -> Self {
         Offsets {
             inner: Arc::new(Inner {
                 tracker: Mutex::new(OffsetTracker::default()),
                 inflight: Semaphore::new(max_inflight),
                 metrics,
+                role,
             }),
         }
+    }
+
+    /// Whether the partition is currently this consumer's.
+    pub fn is_assigned(&self, topic: &str, partition: i32) -> bool {
+        self.lock().is_assigned(topic, partition)
     }
 
     /// Waits for room, registers the message as read, and returns its ack.
@@ -55,10 +64,8 @@ impl Offsets {
         for (topic, partition) in partitions {
             tracker.assign(topic, *partition);
         }
-        // Added, not set: the retry-topic readers share the gauge with the main consumer.
-        self.inner
-            .metrics
-            .assigned_partitions
+        // Added, not set: the retry-tier readers (one consumer per tier) share their role.
+        self.partitions_gauge()
             .add((tracker.assigned() - before) as i64);
     }
 
@@ -70,9 +77,7 @@ impl Offsets {
             .iter()
             .filter_map(|(topic, partition)| tracker.revoke(topic, *partition))
             .collect();
-        self.inner
-            .metrics
-            .assigned_partitions
+        self.partitions_gauge()
             .sub((before - tracker.assigned()) as i64);
         commits
     }
@@ -91,6 +96,13 @@ impl Offsets {
     /// Messages read and not yet settled, over every assigned partition.
     pub fn pending(&self) -> usize {
         self.lock().pending()
+    }
+
+    fn partitions_gauge(&self) -> prometheus::IntGauge {
+        self.inner
+            .metrics
+            .assigned_partitions
+            .with_label_values(&[self.inner.role.as_str()])
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, OffsetTracker> {
