@@ -169,3 +169,34 @@ async fn a_replay_that_cannot_read_to_the_end_says_so() {
         .cluster()
         .clear_request_errors(RDKafkaApiKey::Fetch);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_json_summarises_a_dry_run() {
+    let h = Harness::new(TOPIC, 1).await;
+    h.write_rules(RULES);
+    let _settings = h.settings("replay-json"); // creates the retry tiers on the broker
+    for i in 0..2 {
+        h.produce(common::DLQ, 0, format!("{{\"i\": {i}}}").as_bytes())
+            .await;
+    }
+    let bootstrap = h.broker.bootstrap_servers();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args(["replay", "--dry-run", "--json"])
+            .env_remove("HOOKLINE_CONFIG")
+            .env("HOOKLINE_KAFKA__BROKERS", bootstrap)
+            .env("HOOKLINE_KAFKA__DEAD_LETTER_TOPIC", common::DLQ)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["dry_run"], true);
+    assert_eq!(summary["scanned"], 2);
+    assert_eq!(summary["unfinished"], json!([]));
+}
