@@ -28,3 +28,7 @@ if ! PYTHONPATH=.tools/py python3 -c "import standardwebhooks" 2>/dev/null; then
   echo "setup: installing the standardwebhooks Python package into .tools/py"
   python3 -m pip install -q --disable-pip-version-check --target .tools/py standardwebhooks
 fi
+
+# Deployment side (issue 11): librdkafka's SASL/Kerberos and curl headers. The deploy checks'
+# tools are installed by scripts/test through `scripts/setup-ops.sh --checks`.
+scripts/setup-ops.sh

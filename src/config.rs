@@ -1,5 +1,7 @@
 //! Configuration: embedded defaults, then `hookline.toml` (or `--config PATH`), then
-//! `HOOKLINE_*` environment variables (`HOOKLINE_KAFKA__BROKERS=...`; `__` nests).
+//! `HOOKLINE_*` environment variables (`HOOKLINE_KAFKA__BROKERS=...`; `__` nests). A variable
+//! ending in `_FILE` holds the path of a file with the value, for secrets mounted as files
+//! (`HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD_FILE=/run/secrets/kafka`; see [`crate::env_file`]).
 //!
 //! [`Config`] is what users write; [`Config::validate`] turns it into [`Settings`], what the
 //! code runs on, so a bad value fails at start-up with the key that holds it.
@@ -172,6 +174,12 @@ pub struct DeliveryConfig {
     /// events are dead-lettered (reason `subscription-removed`).
     #[serde(with = "humantime_serde")]
     pub orphan_after: Duration,
+    /// HTTP(S) proxy every delivery goes through (`http://host:3128`), except to `no_proxy`
+    /// hosts. Unset: direct connections; `HTTPS_PROXY` and friends are never read.
+    pub proxy: Option<String>,
+    /// Hosts, domains (`.corp.example`) and networks (`10.0.0.0/8`) reached directly although
+    /// `proxy` is set.
+    pub no_proxy: Vec<String>,
 }
 
 /// `[delivery] mode`.
@@ -198,6 +206,8 @@ impl Default for DeliveryConfig {
             mode: DeliveryMode::Direct,
             spill_after: Duration::from_secs(1),
             orphan_after: Duration::from_secs(600),
+            proxy: None,
+            no_proxy: Vec::new(),
         }
     }
 }
@@ -208,6 +218,9 @@ pub enum ConfigError {
     /// The file or an environment variable could not be read as configuration.
     #[error("invalid configuration: {0}")]
     Load(String),
+    /// A `HOOKLINE_*_FILE` variable could not be used.
+    #[error("invalid configuration: {0}")]
+    EnvFile(#[from] crate::env_file::EnvFileError),
     /// A value is out of range.
     #[error("invalid configuration: {key}: {reason}")]
     Invalid {
@@ -239,8 +252,9 @@ pub struct Settings {
 
 impl Config {
     /// Defaults, then `file` (when given; `hookline.toml` in the working directory when it
-    /// exists otherwise), then `HOOKLINE_*` variables.
-    pub fn figment(file: Option<&Path>) -> Figment {
+    /// exists otherwise), then `HOOKLINE_*` variables, `HOOKLINE_*_FILE` ones read from their
+    /// files.
+    pub fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
@@ -248,16 +262,37 @@ impl Config {
         }
         // Only `HOOKLINE_<SECTION>__<KEY>` is configuration; other HOOKLINE_* variables
         // (HOOKLINE_LOG, secrets referenced from rule files) are not.
-        figment.merge(
+        let is_file = |key: &str| key.to_ascii_uppercase().ends_with(crate::env_file::SUFFIX);
+        figment = figment.merge(
             Env::prefixed("HOOKLINE_")
-                .filter(|key| key.as_str().contains("__"))
+                .filter(move |key| key.as_str().contains("__") && !is_file(key.as_str()))
                 .split("__"),
-        )
+        );
+        for (name, path) in std::env::vars() {
+            let Some(key) = name.strip_prefix("HOOKLINE_") else {
+                continue;
+            };
+            if !key.contains("__") || !is_file(key) {
+                continue;
+            }
+            let var = &name[..name.len() - crate::env_file::SUFFIX.len()];
+            if std::env::var_os(var).is_some() {
+                return Err(crate::env_file::EnvFileError::Both { name: var.into() }.into());
+            }
+            let value = crate::env_file::read(var, path.into())?;
+            let key = &key[..key.len() - crate::env_file::SUFFIX.len()];
+            // Kept a string, never parsed: a password of digits stays a password.
+            figment = figment.merge(Serialized::default(
+                &key.to_ascii_lowercase().replace("__", "."),
+                value,
+            ));
+        }
+        Ok(figment)
     }
 
     /// Loads and validates in one step.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let config: Config = Self::figment(file)
+        let config: Config = Self::figment(file)?
             .extract()
             .map_err(|e| ConfigError::Load(one_line(e)))?;
         config.validate()
@@ -312,6 +347,17 @@ impl Config {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let proxy = match &self.delivery.proxy {
+            Some(url) => Some(
+                crate::deliver::proxy::ProxySettings::parse(url, &self.delivery.no_proxy).map_err(
+                    |e| ConfigError::Invalid {
+                        key: "delivery.proxy",
+                        reason: e.to_string(),
+                    },
+                )?,
+            ),
+            None => None,
+        };
         if kafka.topic_partitions < 1 {
             return Err(invalid("kafka.topic_partitions", "must be at least 1"));
         }
@@ -370,6 +416,7 @@ impl Config {
                 spill_after: self.delivery.spill_after,
                 source_limit: (kafka.max_inflight_messages / 2).max(1),
                 keyed,
+                proxy,
             },
             kafka,
             shutdown_grace: self.delivery.shutdown_grace,
@@ -426,6 +473,46 @@ mod tests {
             jail.set_env("HOOKLINE_ADMIN__LISTEN", "nowhere");
             let e = Config::load(None).unwrap_err().to_string();
             assert!(e.contains("admin.listen"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_variants_read_secrets_from_files() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kafka-password", "s3cret 123\n")?;
+            jail.create_file("proxy", "http://u:p@proxy.internal:3128")?;
+            let dir = jail.directory().display().to_string();
+            jail.set_env(
+                "HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD_FILE",
+                format!("{dir}/kafka-password"),
+            );
+            jail.set_env("HOOKLINE_DELIVERY__PROXY_FILE", format!("{dir}/proxy"));
+            let s = Config::load(None).unwrap();
+            assert_eq!(s.kafka.options["sasl.password"], "s3cret 123");
+            assert!(!s.kafka.options.contains_key("sasl.password.file"));
+            assert_eq!(s.delivery.proxy.unwrap().host(), "proxy.internal");
+
+            jail.set_env("HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD", "also");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("both HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD and HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD_FILE are set"), "{e}");
+            std::env::remove_var("HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD");
+            jail.set_env("HOOKLINE_DELIVERY__PROXY_FILE", format!("{dir}/missing"));
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(
+                e.contains("cannot read HOOKLINE_DELIVERY__PROXY_FILE="),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_proxy_names_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKLINE_DELIVERY__PROXY", "ftp://proxy");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("delivery.proxy: scheme \"ftp\""), "{e}");
             Ok(())
         });
     }

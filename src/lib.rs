@@ -18,7 +18,7 @@
 //! - [`pipeline`]: the routing stages between reading a message and queueing its deliveries.
 //! - [`app`]: builds every stage from settings, starts them, and stops them in order.
 //!
-//! Around it: [`config`] (figment settings), [`admin`] (metrics, health, API), [`metrics`]
+//! Around it: [`config`] (figment settings; [`env_file`] reads `*_FILE` variables), [`admin`] (metrics, health, API), [`metrics`]
 //! (every metric, defined once), [`dev`] (an in-process broker and a webhook receiver for
 //! `hookline dev`, tests and benchmarks) and [`cli`] (the `hookline` commands).
 
@@ -30,6 +30,7 @@ pub mod config;
 pub mod deliver;
 pub mod dev;
 pub mod dlq;
+pub mod env_file;
 pub mod event;
 pub mod metrics;
 pub mod pipeline;

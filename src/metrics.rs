@@ -2,9 +2,14 @@
 //!
 //! [`Metrics`] is a cheap `Clone` handle over one registry (not the process-global default, so
 //! tests can run several routers side by side). Stages record through it; `/metrics` renders it.
+//! The registry also holds the standard `process_*` metrics (CPU, resident memory, open file
+//! descriptors, threads) of this process, read from `/proc` at each scrape.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
+use prometheus::core::Collector;
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     exponential_buckets, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -19,6 +24,8 @@ pub struct Metrics {
 /// The metric families, public so stages can record directly.
 pub struct Inner {
     registry: Registry,
+    /// The name of every registered family, children or not.
+    names: Vec<String>,
     /// Kafka messages read, by topic.
     pub messages_consumed: IntCounterVec,
     /// Events read (array messages count one per element), by topic.
@@ -67,9 +74,10 @@ pub struct Inner {
     pub dead_letter_write_errors: IntCounter,
     /// Kafka messages read but not yet settled.
     pub inflight_messages: IntGauge,
-    /// Last committed offset, by topic and partition.
+    /// Last committed offset, by consumer role, topic and partition; only partitions held.
     pub committed_offset: IntGaugeVec,
-    /// Consumer lag (high watermark minus committed offset), by topic and partition.
+    /// Consumer lag (high watermark minus position), by consumer role, topic and partition;
+    /// only partitions held.
     pub consumer_lag: IntGaugeVec,
     /// Offset commits by result (`ok`, `error`).
     pub commits: IntCounterVec,
@@ -83,8 +91,8 @@ pub struct Inner {
     pub dedup_suppressed: IntCounterVec,
     /// Events a template could not render, by subscription.
     pub render_errors: IntCounterVec,
-    /// Partitions currently assigned.
-    pub assigned_partitions: IntGauge,
+    /// Partitions currently assigned, by consumer role (`source`, `retry`).
+    pub assigned_partitions: IntGaugeVec,
     /// Build info, always 1.
     pub build_info: GaugeVec,
 }
@@ -99,20 +107,24 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let registry = Registry::new();
+        let names = RefCell::new(Vec::new());
+        let register = |c: Box<dyn Collector>| {
+            names
+                .borrow_mut()
+                .extend(c.desc().iter().map(|d| d.fq_name.clone()));
+            registry.register(c).expect("unique metric");
+        };
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
+            register(Box::new(c.clone()));
             c
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
+            register(Box::new(g.clone()));
             g
         };
+        register(Box::new(ProcessCollector::for_self()));
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "hookline_delivery_latency_seconds",
@@ -122,41 +134,25 @@ impl Metrics {
             &["subscription"],
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(latency.clone()))
-            .expect("unique metric");
+        register(Box::new(latency.clone()));
         let dead_letter_write_errors = IntCounter::new(
             "hookline_dead_letter_write_errors_total",
             "Failed writes to the dead-letter topic (each is retried until it succeeds).",
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(dead_letter_write_errors.clone()))
-            .expect("unique metric");
+        register(Box::new(dead_letter_write_errors.clone()));
         let inflight_messages = IntGauge::new(
             "hookline_inflight_messages",
             "Kafka messages read but not yet settled.",
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(inflight_messages.clone()))
-            .expect("unique metric");
-        let assigned_partitions = IntGauge::new(
-            "hookline_assigned_partitions",
-            "Partitions currently assigned to this instance.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(assigned_partitions.clone()))
-            .expect("unique metric");
+        register(Box::new(inflight_messages.clone()));
         let rules_loaded_timestamp = Gauge::new(
             "hookline_rules_loaded_timestamp_seconds",
             "Unix time at which the rule set in force was loaded.",
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(rules_loaded_timestamp.clone()))
-            .expect("unique metric");
+        register(Box::new(rules_loaded_timestamp.clone()));
         let backlog_oldest_age = GaugeVec::new(
             Opts::new(
                 "hookline_backlog_oldest_age_seconds",
@@ -165,22 +161,18 @@ impl Metrics {
             &["subscription"],
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(backlog_oldest_age.clone()))
-            .expect("unique metric");
+        register(Box::new(backlog_oldest_age.clone()));
         let build_info = GaugeVec::new(
             Opts::new("hookline_build_info", "Always 1; the version is a label."),
             &["version"],
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(build_info.clone()))
-            .expect("unique metric");
+        register(Box::new(build_info.clone()));
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1.0);
 
-        let inner = Inner {
+        let mut inner = Inner {
             messages_consumed: counter(
                 "hookline_messages_consumed_total",
                 "Kafka messages read.",
@@ -282,13 +274,13 @@ impl Metrics {
             inflight_messages,
             committed_offset: gauge(
                 "hookline_committed_offset",
-                "Last committed offset.",
-                &["topic", "partition"],
+                "Last committed offset of a partition this instance holds.",
+                &["role", "topic", "partition"],
             ),
             consumer_lag: gauge(
                 "hookline_consumer_lag",
-                "High watermark minus committed offset.",
-                &["topic", "partition"],
+                "High watermark minus consumer position, of a partition this instance holds.",
+                &["role", "topic", "partition"],
             ),
             commits: counter(
                 "hookline_offset_commits_total",
@@ -316,13 +308,25 @@ impl Metrics {
                 "Events a template could not render.",
                 &["subscription"],
             ),
-            assigned_partitions,
+            assigned_partitions: gauge(
+                "hookline_assigned_partitions",
+                "Partitions currently assigned to this instance, by consumer role.",
+                &["role"],
+            ),
             build_info,
             registry,
+            names: Vec::new(),
         };
+        inner.names = names.into_inner();
         Metrics {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The name of every metric family hookline exports, also those with no series yet
+    /// (histograms by their base name: `_bucket`, `_sum` and `_count` follow from it).
+    pub fn family_names(&self) -> &[String] {
+        &self.inner.names
     }
 
     /// Prometheus text exposition of every metric.

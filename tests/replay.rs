@@ -133,3 +133,70 @@ async fn replay_sends_dead_letters_back_to_their_subscription_only() {
     running.stop();
     running.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_that_cannot_read_to_the_end_says_so() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let h = Harness::new(TOPIC, 1).await;
+    h.write_rules(RULES);
+    let settings = h.settings("replay-stuck");
+    for i in 0..3 {
+        h.produce(common::DLQ, 0, format!("{{\"i\": {i}}}").as_bytes())
+            .await;
+    }
+    // Every fetch fails from now on: the end of the topic is known, its records never come.
+    h.broker.cluster().request_errors(
+        RDKafkaApiKey::Fetch,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 1000],
+    );
+    let filter = ReplayFilter {
+        idle_timeout: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let err = replay(&settings, &filter, |_, _| {}).await.unwrap_err();
+    let hookline::retry_topic::replay::ReplayError::Incomplete {
+        summary,
+        unfinished,
+        ..
+    } = err
+    else {
+        panic!("expected an incomplete replay, got {err}");
+    };
+    assert_eq!(summary.scanned, 0);
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!((unfinished[0].partition, unfinished[0].end), (0, 3));
+    h.broker
+        .cluster()
+        .clear_request_errors(RDKafkaApiKey::Fetch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_json_summarises_a_dry_run() {
+    let h = Harness::new(TOPIC, 1).await;
+    h.write_rules(RULES);
+    let _settings = h.settings("replay-json"); // creates the retry tiers on the broker
+    for i in 0..2 {
+        h.produce(common::DLQ, 0, format!("{{\"i\": {i}}}").as_bytes())
+            .await;
+    }
+    let bootstrap = h.broker.bootstrap_servers();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args(["replay", "--dry-run", "--json"])
+            .env_remove("HOOKLINE_CONFIG")
+            .env("HOOKLINE_KAFKA__BROKERS", bootstrap)
+            .env("HOOKLINE_KAFKA__DEAD_LETTER_TOPIC", common::DLQ)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["dry_run"], true);
+    assert_eq!(summary["scanned"], 2);
+    assert_eq!(summary["unfinished"], json!([]));
+}

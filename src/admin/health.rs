@@ -6,16 +6,22 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::AdminState;
+use crate::source::Role;
 
 /// Alive whenever the server answers.
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready once rules are loaded (they are before the server starts) and partitions are
-/// assigned: before that, the instance routes nothing.
+/// Ready once rules are loaded (they are before the server starts) and the source consumer
+/// holds a partition of the rules' topics: before that, the instance routes nothing new.
+/// Partitions of the other consumers (retry tiers) do not count.
 pub async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
-    let partitions = state.metrics.assigned_partitions.get();
+    let partitions = state
+        .metrics
+        .assigned_partitions
+        .with_label_values(&[Role::Source.as_str()])
+        .get();
     if partitions > 0 {
         (
             StatusCode::OK,
@@ -24,7 +30,7 @@ pub async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": "no partitions assigned yet"})),
+            Json(json!({"ready": false, "reason": "no source partitions assigned yet"})),
         )
     }
 }

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::retry_topic::RetryReader;
 use crate::rules::Router;
 use crate::source::consumer::consumer_config;
-use crate::source::{Source, SourceError};
+use crate::source::{Role, Source, SourceError};
 
 /// The consumers of hookline's own topics.
 pub(super) struct Readers {
@@ -31,7 +31,8 @@ impl Readers {
             for tier in schedule.topics() {
                 let mut config = consumer_config(&settings.kafka);
                 config.set("group.id", format!("{}.retry", settings.kafka.group_id));
-                let reader = Source::with_config(config, &settings.kafka, metrics.clone())?;
+                let reader =
+                    Source::with_config(config, &settings.kafka, metrics.clone(), Role::Retry)?;
                 reader.subscribe(std::slice::from_ref(&tier))?;
                 retry.push(Arc::new(reader));
             }
@@ -49,7 +50,7 @@ impl Readers {
         // subscription's read-ahead stop the others'.
         let mut kafka = settings.kafka.clone();
         kafka.max_inflight_messages = usize::MAX;
-        let backlog = Source::with_config(config, &kafka, metrics.clone())?;
+        let backlog = Source::with_config(config, &kafka, metrics.clone(), Role::Backlog)?;
         backlog.subscribe(&[topic::pattern(&settings.backlog.prefix)])?;
         Ok(Readers {
             retry,

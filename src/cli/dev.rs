@@ -174,7 +174,7 @@ async fn wait_until_committed(
         let done = produced.iter().all(|((topic, partition), offset)| {
             metrics
                 .committed_offset
-                .with_label_values(&[topic, &partition.to_string()])
+                .with_label_values(&["source", topic, &partition.to_string()])
                 .get()
                 > *offset
         });

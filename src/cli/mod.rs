@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod check;
 pub mod dev;
+pub mod health;
+pub mod receive;
 pub mod replay;
 pub mod run;
 pub mod test;
@@ -27,9 +29,15 @@ pub enum Command {
     /// Run the router against the configured Kafka cluster until SIGINT/SIGTERM.
     Run {
         /// Configuration file (default: ./hookline.toml when it exists).
-        #[arg(long, short)]
+        #[arg(long, short, env = "HOOKLINE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Ask a running router's admin API whether it is alive (or ready); exit 0 if so. For
+    /// container health checks: no curl needed in the image.
+    Health(health::HealthArgs),
+    /// A webhook receiver that prints every request it gets (for the compose demo and manual
+    /// tests).
+    Receive(receive::ReceiveArgs),
     /// Run everything in-process (broker, receiver, router) on the example rules and events.
     Dev(dev::DevArgs),
     /// Re-inject dead-lettered events (by subscription, time range, reason).
@@ -49,6 +57,8 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging("info");
             runtime()?.block_on(run::run(config))
         }
+        Command::Health(args) => runtime()?.block_on(health::run(args)),
+        Command::Receive(args) => runtime()?.block_on(receive::run(args)),
         Command::Dev(args) => {
             // Quieter by default: the receiver's lines are what a newcomer wants to see.
             init_logging("warn,hookline=warn");
@@ -74,7 +84,14 @@ async fn start_or_report(
 ) -> anyhow::Result<Option<crate::app::Running>> {
     use anyhow::Context;
     match crate::app::start(settings).await {
-        Ok(running) => Ok(Some(running)),
+        Ok(running) => {
+            if running.router.current().topic_patterns().is_empty() {
+                tracing::warn!(
+                    "no source names a topic, so nothing is consumed until the rules gain one"
+                );
+            }
+            Ok(Some(running))
+        }
         Err(crate::app::StartError::Rules { dir, source }) => {
             eprintln!("hookline: rules in {dir} are invalid:");
             source.problems.iter().for_each(|p| eprintln!("{p}"));

@@ -1,7 +1,7 @@
 //! The innermost service: one HTTP POST per call, through a per-subscription `reqwest` client
 //! (its own connection pool and TLS settings, HTTP/2 when the server offers it via ALPN).
-//! Redirects are not followed (a redirect could lead past the SSRF guard) and environment
-//! proxies are ignored (they would make the guard check the proxy instead of the receiver).
+//! Redirects are not followed (a redirect could lead past the SSRF guard). Environment
+//! proxies are ignored; only `[delivery] proxy` is used ([`super::proxy`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +13,7 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Url;
 use tower::Service;
 
+use super::proxy::ProxiedCheck;
 use super::request::{parse_retry_after, Delivery, Response};
 use super::ssrf::{find_refused, Guard, GuardedResolver, Refused};
 use super::tls::TlsSettings;
@@ -62,9 +63,14 @@ pub fn build_client(
     guard: Arc<Guard>,
     pool_size: usize,
 ) -> Result<reqwest::Client, BuildError> {
-    let builder = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
+        // Never from the environment; only the configured proxy.
+        .no_proxy();
+    if let Some(proxy) = guard.proxy() {
+        builder = builder.proxy(proxy.reqwest());
+    }
+    let builder = builder
         .dns_resolver(GuardedResolver::new(guard))
         .user_agent(concat!("hookline/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
@@ -83,6 +89,7 @@ pub struct HttpClient {
     url: Arc<Url>,
     headers: Arc<HeaderMap>,
     guard: Arc<Guard>,
+    proxied: ProxiedCheck,
 }
 
 impl HttpClient {
@@ -93,6 +100,7 @@ impl HttpClient {
             url: Arc::new(url),
             headers: Arc::new(headers),
             guard,
+            proxied: ProxiedCheck::default(),
         }
     }
 
@@ -128,8 +136,24 @@ impl Service<Delivery> for HttpClient {
 
     fn call(&mut self, delivery: Delivery) -> Self::Future {
         let request = self.request(delivery);
+        // Through a proxy the resolver never sees the destination: check it before sending.
+        let preflight = self.guard.proxy().is_some().then(|| {
+            let (guard, check, url) = (self.guard.clone(), self.proxied.clone(), self.url.clone());
+            async move {
+                // Literal addresses were checked by `request` already.
+                let host = url.host_str().unwrap_or_default();
+                if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+                    return Ok(());
+                }
+                check.check(&guard, host).await
+            }
+        });
         Box::pin(async move {
-            let mut response = request?.send().await.map_err(Error::from_reqwest)?;
+            let request = request?;
+            if let Some(preflight) = preflight {
+                preflight.await?;
+            }
+            let mut response = request.send().await.map_err(Error::from_reqwest)?;
             let status = response.status();
             let retry_after = response
                 .headers()

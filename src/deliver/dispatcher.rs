@@ -29,6 +29,8 @@ pub struct DeliverySettings {
     /// Fleet mode: every delivery goes through its subscription's backlog, whose partition
     /// one instance of the consumer group owns.
     pub keyed: bool,
+    /// The egress proxy deliveries go through, if any.
+    pub proxy: Option<super::proxy::ProxySettings>,
 }
 
 impl Default for DeliverySettings {
@@ -38,6 +40,7 @@ impl Default for DeliverySettings {
             spill_after: Duration::from_secs(1),
             source_limit: 5_000,
             keyed: false,
+            proxy: None,
         }
     }
 }
@@ -58,7 +61,7 @@ impl Dispatcher {
     /// A dispatcher with no subscriptions yet; call [`Dispatcher::apply`]. Fails if no HTTP
     /// client can be built at all (a broken TLS backend), so that shows at startup.
     pub fn new(settler: Settler, settings: DeliverySettings) -> Result<Self, BuildError> {
-        let guard = Arc::new(Guard::new(settings.allow_networks));
+        let guard = Arc::new(Guard::new(settings.allow_networks).with_proxy(settings.proxy));
         build_client(&TlsSettings::default(), guard.clone(), 1)?;
         Ok(Dispatcher {
             inner: Arc::new(Inner {

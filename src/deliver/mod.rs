@@ -11,7 +11,7 @@
 //!
 //! Reading order: [`config`] (what users write, validated into settings), [`dispatcher`]
 //! (queues and lanes), [`stack`] (the layer order), then the layers: [`rate_limit`],
-//! [`breaker`], [`retry`], [`auth`], [`signing`], [`client`] (with [`ssrf`] and [`tls`]).
+//! [`breaker`], [`retry`], [`auth`], [`signing`], [`client`] (with [`ssrf`], [`proxy`] and [`tls`]).
 //! `docs/delivery.md` describes the behaviour for operators.
 
 pub mod auth;
@@ -22,6 +22,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod events;
 pub mod lane;
+pub mod proxy;
 pub mod queue;
 pub mod rate_limit;
 pub mod request;

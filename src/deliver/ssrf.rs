@@ -5,13 +5,16 @@
 //! name that resolves differently later (DNS rebinding) is still caught; a URL whose host is
 //! an IP literal never reaches the resolver and is checked by the client before sending.
 //! IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 forms are judged by the IPv4 address
-//! they carry.
+//! they carry. With an egress proxy ([`super::proxy`]) the proxy's own name is trusted and
+//! destinations are checked before sending instead.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use super::proxy::ProxySettings;
 
 /// A destination refused by the guard.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,16 +28,35 @@ pub struct Refused {
     pub kind: &'static str,
 }
 
-/// Which addresses destinations may use.
+/// Which addresses destinations may use, and the proxy (if any) they are reached through.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Guard {
     allow: Vec<IpNet>,
+    proxy: Option<ProxySettings>,
 }
 
 impl Guard {
     /// A guard that lets `allow` through although they are special.
     pub fn new(allow: Vec<IpNet>) -> Self {
-        Guard { allow }
+        Guard { allow, proxy: None }
+    }
+
+    /// Deliveries go through `proxy` (when `Some`).
+    pub fn with_proxy(mut self, proxy: Option<ProxySettings>) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// The egress proxy, if one is configured.
+    pub fn proxy(&self) -> Option<&ProxySettings> {
+        self.proxy.as_ref()
+    }
+
+    /// The configured proxy's own host is trusted (it is usually on a private network).
+    fn is_proxy(&self, host: &str) -> bool {
+        self.proxy
+            .as_ref()
+            .is_some_and(|p| p.host().eq_ignore_ascii_case(host))
     }
 
     /// `Err` when `addr` is special and not allowed.
@@ -151,6 +173,9 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_string();
             let resolved: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if guard.is_proxy(&host) {
+                return Ok(Box::new(resolved.into_iter()) as Addrs);
+            }
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()

@@ -35,6 +35,23 @@ pub struct ReplayFilter {
     pub to_source: bool,
     /// Count what would be replayed, write nothing.
     pub dry_run: bool,
+    /// Give up when no record arrives for this long while some partition has not reached
+    /// its end (default 30 s).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Without [`ReplayFilter::idle_timeout`].
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A partition a replay did not read to its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unfinished {
+    /// The dead-letter topic's partition.
+    pub partition: i32,
+    /// Where reading stopped (the next offset to read; -1 when nothing was read).
+    pub position: i64,
+    /// Where the topic ended when the replay started.
+    pub end: i64,
 }
 
 /// What a replay did.
@@ -63,6 +80,17 @@ pub enum ReplayError {
     /// Kafka refused.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// Nothing arrived for the idle timeout before every partition was read to its end;
+    /// what was done until then is in `summary`.
+    #[error("replay incomplete: no dead letter arrived for {idle:?} with {} partition(s) not read to the end", unfinished.len())]
+    Incomplete {
+        /// What was replayed before it stopped.
+        summary: ReplaySummary,
+        /// The partitions left.
+        unfinished: Vec<Unfinished>,
+        /// The idle timeout.
+        idle: Duration,
+    },
 }
 
 /// Reads the dead-letter topic up to where it ends now and replays what `filter` selects.
@@ -117,10 +145,35 @@ pub async fn replay(
         return Ok(summary);
     }
     consumer.assign(&assignment)?;
+    let idle = filter.idle_timeout.unwrap_or(IDLE_TIMEOUT);
     while !ends.is_empty() {
-        let message = match tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await {
+        let message = match tokio::time::timeout(idle, consumer.recv()).await {
             Ok(m) => m?,
-            Err(_) => break, // nothing more arrives: the rest was compacted or deleted
+            Err(_) => {
+                // Done where the position reached the end although the last offsets held no
+                // record (compacted away, transaction markers); otherwise stuck.
+                let positions = consumer.position()?;
+                let unfinished: Vec<Unfinished> = ends
+                    .iter()
+                    .map(|(&partition, &end)| Unfinished {
+                        partition,
+                        position: positions
+                            .find_partition(topic, partition)
+                            .and_then(|p| p.offset().to_raw())
+                            .unwrap_or(-1),
+                        end,
+                    })
+                    .filter(|u| u.position < u.end)
+                    .collect();
+                if unfinished.is_empty() {
+                    break;
+                }
+                return Err(ReplayError::Incomplete {
+                    summary,
+                    unfinished,
+                    idle,
+                });
+            }
         };
         let p = message.partition();
         if ends.get(&p).is_some_and(|end| message.offset() + 1 >= *end) {

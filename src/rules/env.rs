@@ -1,12 +1,20 @@
 //! `${NAME}` in rule-file values, read from the environment so secrets stay out of the files.
 //!
 //! `${NAME:-fallback}` uses `fallback` when `NAME` is unset; `$${` writes a literal `${`.
-//! Only values are expanded, never keys.
+//! `NAME_FILE` stands for `NAME` set to that file's contents ([`crate::env_file`]). Only
+//! values are expanded, never keys.
+//!
+//! An unset `NAME` without a fallback is an error when the rules are put in force. `hookline
+//! check` (without `--strict-env`) makes it a warning instead, so a CI job without production
+//! secrets can still validate the rules: the value is then checked with a placeholder in the
+//! variable's place ([`placeholder`]), and a problem that only the placeholder could cause
+//! says so.
 
 use marked_yaml::types::MarkedScalarNode;
 use marked_yaml::Node;
 
 use super::problems::Problems;
+use crate::env_file::EnvFileError;
 
 /// Why a value could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,12 +25,51 @@ pub enum EnvError {
     /// `${` without its `}`, or an empty or invalid name.
     #[error("malformed variable reference {0:?} (expected ${{NAME}} or ${{NAME:-default}})")]
     Malformed(String),
+    /// `NAME_FILE` could not be used.
+    #[error(transparent)]
+    File(#[from] EnvFileError),
+}
+
+/// What an unset variable without a fallback is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unset {
+    /// A problem: the rule set is rejected (`hookline run`, reloads, `check --strict-env`).
+    #[default]
+    Error,
+    /// A warning; the value is checked with a [`placeholder`] (`hookline check`).
+    Warn,
+}
+
+/// Reads a variable: its value, `None` when unset, or why it cannot be read.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Result<Option<String>, EnvFileError>;
+
+/// What stands in for an unset variable when only checking: a signing secret where the key
+/// says it is one, a URL where the reference starts the value (`${BASE}/hook`), a word
+/// elsewhere (`Bearer ${TOKEN}`, `https://${HOST}/x`). `.invalid` never resolves.
+pub fn placeholder(key: &str, at_start: bool) -> String {
+    if key == "secrets" {
+        "whsec_aG9va2xpbmUtcGxhY2Vob2xkZXItc2VjcmV0".into()
+    } else if at_start {
+        "https://placeholder.invalid".into()
+    } else {
+        "placeholder".into()
+    }
 }
 
 /// Expands the variables of one string; the offset in the error is where the reference starts.
 pub fn expand(
     s: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, (usize, EnvError)> {
+    expand_with(s, &|name| Ok(lookup(name)), &mut |_, _| None)
+}
+
+/// [`expand`] reading through `lookup`; `unset(name, offset)` may supply a value for an unset
+/// variable without a fallback (else it is [`EnvError::Missing`]).
+pub fn expand_with(
+    s: &str,
+    lookup: Lookup<'_>,
+    unset: &mut dyn FnMut(&str, usize) -> Option<String>,
 ) -> Result<String, (usize, EnvError)> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -56,10 +103,14 @@ pub fn expand(
         if !valid {
             return Err((pos + i, EnvError::Malformed(after[..=end].to_string())));
         }
-        match (lookup(name), fallback) {
+        let value = lookup(name).map_err(|e| (pos + i, e.into()))?;
+        match (value, fallback) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(f)) => out.push_str(f),
-            (None, None) => return Err((pos + i, EnvError::Missing(name.to_string()))),
+            (None, None) => match unset(name, pos + i) {
+                Some(v) => out.push_str(&v),
+                None => return Err((pos + i, EnvError::Missing(name.to_string()))),
+            },
         }
         rest = &after[end + 1..];
         pos += i + end + 1;
@@ -68,10 +119,13 @@ pub fn expand(
     Ok(out)
 }
 
-/// Expands every scalar value under `node`, reporting each failure at its scalar.
+/// Expands every scalar value under `node`, reporting each failure at its scalar. `key` is the
+/// mapping key the node is the value of (for [`placeholder`]).
 pub fn expand_node(
     node: &mut Node,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+    lookup: Lookup<'_>,
+    mode: Unset,
     problems: &mut Problems,
 ) {
     match node {
@@ -79,8 +133,24 @@ pub fn expand_node(
             if !s.as_str().contains('$') {
                 return;
             }
-            match expand(s.as_str(), lookup) {
+            let mut unset = Vec::new();
+            let mut stand_in = |name: &str, offset: usize| {
+                (mode == Unset::Warn).then(|| {
+                    unset.push(name.to_string());
+                    placeholder(key, offset == 0)
+                })
+            };
+            match expand_with(s.as_str(), lookup, &mut stand_in) {
                 Ok(v) => {
+                    for name in &unset {
+                        problems.warn_at(
+                            s.span(),
+                            format!("environment variable {name} is not set (checked with a placeholder)"),
+                        );
+                    }
+                    if !unset.is_empty() {
+                        problems.mark_placeholder(s.span(), unset);
+                    }
                     let coerce = s.may_coerce();
                     let mut n = MarkedScalarNode::new(*s.span(), v);
                     n.set_coerce(coerce);
@@ -94,12 +164,12 @@ pub fn expand_node(
         }
         Node::Sequence(seq) => {
             for n in seq.iter_mut() {
-                expand_node(n, lookup, problems);
+                expand_node(n, key, lookup, mode, problems);
             }
         }
         Node::Mapping(map) => {
-            for (_, v) in map.iter_mut() {
-                expand_node(v, lookup, problems);
+            for (k, v) in map.iter_mut() {
+                expand_node(v, k.as_str(), lookup, mode, problems);
             }
         }
     }
@@ -147,5 +217,31 @@ mod tests {
             EnvError::Missing("PD_KEY".into()).to_string(),
             "environment variable PD_KEY is not set"
         );
+    }
+
+    #[test]
+    fn file_variants_and_placeholders() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let path = file.display().to_string();
+        let env = move |n: &str| (n == "TOKEN_FILE").then(|| path.clone());
+        let lookup = |n: &str| crate::env_file::lookup(n, &env);
+        let mut none = |_: &str, _: usize| None;
+        assert_eq!(
+            expand_with("Bearer ${TOKEN}", &lookup, &mut none).unwrap(),
+            "Bearer from-file"
+        );
+        let mut unset = Vec::new();
+        let mut stand_in = |n: &str, at: usize| {
+            unset.push(n.to_string());
+            Some(placeholder("url", at == 0))
+        };
+        assert_eq!(
+            expand_with("${BASE}/x?k=${KEY}", &lookup, &mut stand_in).unwrap(),
+            "https://placeholder.invalid/x?k=placeholder"
+        );
+        assert_eq!(unset, ["BASE", "KEY"]);
+        assert!(placeholder("secrets", true).starts_with("whsec_"));
     }
 }

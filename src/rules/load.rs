@@ -54,8 +54,9 @@ pub fn display_name(dir: &Path, file: &Path) -> String {
     base.join(name).display().to_string()
 }
 
-/// Reads and parses every rule file of `dir`.
-pub fn parse_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Parsed {
+/// Reads and parses every rule file of `dir`, expanding `${NAME}` through `env`; `unset` says
+/// what an unset variable is.
+pub fn parse_dir(dir: &Path, env: super::env::Lookup<'_>, unset: super::env::Unset) -> Parsed {
     let mut parsed = Parsed::default();
     let shown = dir.display().to_string();
     let files = match rule_files(dir) {
@@ -111,7 +112,7 @@ pub fn parse_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Parsed {
             continue;
         }
         rule_files += 1;
-        super::env::expand_node(&mut node, env, &mut parsed.problems);
+        super::env::expand_node(&mut node, "", env, unset, &mut parsed.problems);
         split_sections(&node, &mut parsed);
     }
     if rule_files == 0 && parsed.problems.list.is_empty() {

@@ -135,9 +135,14 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// Loads and compiles every `*.yaml` / `*.yml` file under `dir`.
+    /// Loads and compiles every `*.yaml` / `*.yml` file under `dir`, `${NAME}` (and
+    /// `NAME_FILE`) read from the process environment.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadError> {
-        Self::load_dir_with_env(dir, &|name| std::env::var(name).ok())
+        compile::compile(load::parse_dir(
+            dir,
+            &crate::env_file::var,
+            env::Unset::Error,
+        ))
     }
 
     /// [`RuleSet::load_dir`] with `${NAME}` read through `env` instead of the process
@@ -146,7 +151,21 @@ impl RuleSet {
         dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RuleSet, LoadError> {
-        compile::compile(load::parse_dir(dir, env))
+        let lookup = |name: &str| crate::env_file::lookup(name, env);
+        compile::compile(load::parse_dir(dir, &lookup, env::Unset::Error))
+    }
+
+    /// What `hookline check` reports: [`RuleSet::load_dir`], but with `unset` deciding
+    /// whether an unset variable rejects the set or only warns; the warnings beside.
+    pub fn check_dir(
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        unset: env::Unset,
+    ) -> (Result<RuleSet, LoadError>, Vec<Problem>) {
+        let lookup = |name: &str| crate::env_file::lookup(name, env);
+        let mut parsed = load::parse_dir(dir, &lookup, unset);
+        let warnings = std::mem::take(&mut parsed.problems.warnings);
+        (compile::compile(parsed), warnings)
     }
 
     /// Every subscription the rules define.

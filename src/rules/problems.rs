@@ -24,6 +24,10 @@ pub struct Problems {
     /// Scalars whose `${NAME}` could not be expanded: problems about their value would only
     /// repeat the missing variable, so they are not reported.
     pub unexpanded: Vec<(usize, usize, usize)>,
+    /// Found, but not reasons to reject the set (unset variables under `hookline check`).
+    pub warnings: Vec<Problem>,
+    /// Scalars checked with a placeholder for these unset variables.
+    pub placeholders: Vec<((usize, usize, usize), Vec<String>)>,
 }
 
 impl Problems {
@@ -44,6 +48,33 @@ impl Problems {
     /// A problem at the start of a span.
     pub fn at(&mut self, span: &Span, message: impl Into<String>) {
         self.at_marker(span.start(), message)
+    }
+
+    /// A warning at the start of a span.
+    pub fn warn_at(&mut self, span: &Span, message: impl Into<String>) {
+        self.at(span, message);
+        let warning = self.list.pop().expect("just pushed");
+        self.warnings.push(warning);
+    }
+
+    /// Marks a scalar as checked with placeholders for `names`.
+    pub fn mark_placeholder(&mut self, span: &Span, names: Vec<String>) {
+        if let Some(m) = span.start() {
+            self.placeholders
+                .push(((m.source(), m.line(), m.column()), names));
+        }
+    }
+
+    /// For a problem about the value at `span`: a note naming the unset variables whose
+    /// placeholders it was checked with, if any.
+    pub fn placeholder_note(&self, span: &Span) -> Option<String> {
+        let m = span.start()?;
+        let at = (m.source(), m.line(), m.column());
+        let (_, names) = self.placeholders.iter().find(|(p, _)| *p == at)?;
+        Some(format!(
+            " (checked with a placeholder for the unset {}; set it to check this value)",
+            names.join(", ")
+        ))
     }
 
     /// Marks a scalar as not expanded (its own problem is already reported).

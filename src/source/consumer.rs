@@ -8,12 +8,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::ack::MessageAck;
 use super::context::{commit_list, SourceContext};
 use super::offsets::Offsets;
+use super::Role;
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::pipeline::Record;
@@ -137,23 +139,25 @@ pub struct Source {
 }
 
 impl Source {
-    /// Creates the consumer (it connects lazily).
+    /// Creates the source consumer (it connects lazily).
     pub fn new(kafka: &KafkaConfig, metrics: Metrics) -> Result<Self, SourceError> {
-        Self::with_config(consumer_config(kafka), kafka, metrics)
+        Self::with_config(consumer_config(kafka), kafka, metrics, Role::Source)
     }
 
     /// Creates a consumer from an explicit librdkafka configuration (the retry-topic readers
-    /// use their own group).
+    /// use their own group), reporting its partitions under `role`.
     pub fn with_config(
         config: ClientConfig,
         kafka: &KafkaConfig,
         metrics: Metrics,
+        role: Role,
     ) -> Result<Self, SourceError> {
-        let offsets = Offsets::new(kafka.max_inflight_messages, metrics.clone());
+        let offsets = Offsets::new(kafka.max_inflight_messages, metrics.clone(), role);
         let context = SourceContext {
             offsets: offsets.clone(),
             metrics,
             on_revoke: std::sync::RwLock::new(None),
+            role,
         };
         let consumer = config
             .create_with_context(context)
@@ -231,6 +235,12 @@ impl Source {
             };
             let message = match received {
                 Ok(m) => m,
+                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                    // A subscribed topic (or pattern) has nothing yet: the context has said
+                    // so at the right level; it is picked up once it exists.
+                    tracing::debug!("subscribed topic not available yet");
+                    continue;
+                }
                 Err(e) => {
                     // Transient broker and network errors surface here; librdkafka recovers
                     // by itself, so report and keep reading.

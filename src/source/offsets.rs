@@ -8,6 +8,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::ack::{MessageAck, SettleSink};
 use super::watermark::{Commit, OffsetTracker};
+use super::Role;
 use crate::metrics::Metrics;
 
 /// Where a partition must be read again from, and in which assignment that was asked.
@@ -26,6 +27,7 @@ struct Inner {
     /// Partitions to seek back, by the read loop.
     rewinds: Mutex<HashMap<(Arc<str>, i32), Rewind>>,
     rewound: Notify,
+    role: Role,
 }
 
 /// Offset state shared by the consumer loop, the committer, the rebalance callbacks and every
@@ -36,8 +38,9 @@ pub struct Offsets {
 }
 
 impl Offsets {
-    /// At most `max_inflight` messages may be read and unsettled at once.
-    pub fn new(max_inflight: usize, metrics: Metrics) -> Self {
+    /// At most `max_inflight` messages may be read and unsettled at once; partitions are
+    /// counted under `role`.
+    pub fn new(max_inflight: usize, metrics: Metrics, role: Role) -> Self {
         Offsets {
             inner: Arc::new(Inner {
                 tracker: Mutex::new(OffsetTracker::default()),
@@ -45,8 +48,14 @@ impl Offsets {
                 metrics,
                 rewinds: Mutex::new(HashMap::new()),
                 rewound: Notify::new(),
+                role,
             }),
         }
+    }
+
+    /// Whether the partition is currently this consumer's.
+    pub fn is_assigned(&self, topic: &str, partition: i32) -> bool {
+        self.lock().is_assigned(topic, partition)
     }
 
     /// Waits for room, registers the message as read, and returns its ack.
@@ -70,10 +79,8 @@ impl Offsets {
         for (topic, partition) in partitions {
             tracker.assign(topic, *partition);
         }
-        // Added, not set: the retry-topic readers share the gauge with the main consumer.
-        self.inner
-            .metrics
-            .assigned_partitions
+        // Added, not set: the retry-tier readers (one consumer per tier) share their role.
+        self.partitions_gauge()
             .add((tracker.assigned() - before) as i64);
     }
 
@@ -85,9 +92,7 @@ impl Offsets {
             .iter()
             .filter_map(|(topic, partition)| tracker.revoke(topic, *partition))
             .collect();
-        self.inner
-            .metrics
-            .assigned_partitions
+        self.partitions_gauge()
             .sub((before - tracker.assigned()) as i64);
         commits
     }
@@ -133,6 +138,13 @@ impl Offsets {
     /// The position before which every message of `partition` of `topic` is settled.
     pub fn watermark(&self, topic: &str, partition: i32) -> Option<i64> {
         self.lock().watermark(topic, partition)
+    }
+
+    fn partitions_gauge(&self) -> prometheus::IntGauge {
+        self.inner
+            .metrics
+            .assigned_partitions
+            .with_label_values(&[self.inner.role.as_str()])
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, OffsetTracker> {

@@ -210,6 +210,11 @@ impl OffsetTracker {
     pub fn assigned(&self) -> usize {
         self.partitions.len()
     }
+
+    /// Whether the partition is tracked (assigned, or read from before its assignment was seen).
+    pub fn is_assigned(&self, topic: &str, partition: i32) -> bool {
+        self.partitions.contains_key(&(topic.into(), partition))
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,15 @@ impl Harness {
     }
 
     pub async fn with_allow(allow_networks: Vec<ipnet::IpNet>) -> Harness {
+        Self::with_settings(DeliverySettings {
+            allow_networks,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// A harness whose dispatcher runs on `settings` (allowed networks, proxy).
+    pub async fn with_settings(settings: DeliverySettings) -> Harness {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -82,14 +91,7 @@ impl Harness {
             metrics.clone(),
             shutdown.clone(),
         );
-        let dispatcher = Dispatcher::new(
-            settler,
-            DeliverySettings {
-                allow_networks,
-                ..DeliverySettings::default()
-            },
-        )
-        .expect("dispatcher");
+        let dispatcher = Dispatcher::new(settler, settings).expect("dispatcher");
         Harness {
             broker,
             receiver,

@@ -167,7 +167,8 @@ pub(super) fn compile_subscriptions(
             Err(e) => {
                 let at = field_node(node, e.field).unwrap_or(node);
                 if !p.is_unexpanded(at.span()) {
-                    p.at_node(at, e.to_string());
+                    let note = p.placeholder_note(at.span()).unwrap_or_default();
+                    p.at_node(at, format!("{e}{note}"));
                 }
             }
         }
