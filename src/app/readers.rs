@@ -45,7 +45,8 @@ impl Readers {
             // Read ahead little: each lane takes only what it can send soon, and whatever
             // is fetched beyond that is dropped again when the partition pauses.
             .set("queued.min.messages", "1000")
-            .set("queued.max.messages.kbytes", "8192");
+            .set("queued.max.messages.kbytes", "8192")
+            .set("max.partition.fetch.bytes", "262144");
         // Each lane bounds what it takes from its backlog; a shared cap would let one
         // subscription's read-ahead stop the others'.
         let mut kafka = settings.kafka.clone();
