@@ -241,6 +241,11 @@ impl Router {
         *self.prepare.write().expect("prepare lock") = Some(prepare);
     }
 
+    /// Stops calling the prepare hook (and lets go of what it holds).
+    pub fn clear_prepare(&self) {
+        *self.prepare.write().expect("prepare lock") = None;
+    }
+
     /// Puts `rules` in force atomically and announces it.
     pub fn replace(&self, rules: RuleSet) {
         if let Some(prepare) = self.prepare.read().expect("prepare lock").clone() {
