@@ -8,7 +8,9 @@
 //!     event: events/contrast.json      # a file (relative to this one) or an inline event
 //!     repeat: 1                         # route the event(s) this many times
 //!     expect:                           # one mapping for every event, or a list, one per event
-//!       category: ATTACK_ALERT
+//!       category: ATTACK_ALERT            # the primary category
+//!       categories: [ATTACK_ALERT]         # every category, exact set, any order
+//!       source: contrast
 //!       severity: critical
 //!       routes: [contrast-attacks]      # exact set, any order
 //!       subscriptions: [pagerduty, slack]
@@ -26,10 +28,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::dry_run::{self, Outcome};
 use super::load::node_to_json;
-use super::{Router, Routing, RuleSet};
-use crate::event::{Event, Origin};
-use crate::metrics::Metrics;
+use super::RuleSet;
 use crate::render::expr::{value_to_var, var_to_value};
 use crate::render::Expr;
 
@@ -89,6 +90,8 @@ enum ExpectSpec {
 #[serde(deny_unknown_fields)]
 struct Expect {
     category: Option<String>,
+    categories: Option<Vec<String>>,
+    source: Option<String>,
     severity: Option<String>,
     event_id: Option<String>,
     routes: Option<Vec<String>>,
@@ -167,31 +170,13 @@ fn split(v: Value) -> Vec<Value> {
     }
 }
 
-/// Routes `payloads` as if read from `topic`, one message per payload (offsets 0, 1, ...).
-pub fn route_all(router: &Router, topic: &str, payloads: &[Value]) -> Vec<Routing> {
-    payloads
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let origin = Origin {
-                topic: topic.into(),
-                partition: 0,
-                offset: i as i64,
-                index: 0,
-            };
-            router.route(&Event::new(origin, p.clone()))
-        })
-        .collect()
-}
-
 fn run_case(rules: &Arc<RuleSet>, case: &CaseConfig, base: &Path) -> Result<Vec<String>, String> {
     let events = match &case.event {
         Value::String(file) => read_events(&base.join(file))?,
         inline => split(inline.clone()),
     };
     let events: Vec<Value> = std::iter::repeat_n(events, case.repeat).flatten().collect();
-    let router = Router::shared(rules.clone(), Metrics::new());
-    let routings = route_all(&router, &case.topic, &events);
+    let routings = dry_run::run(rules.clone(), &case.topic, &events);
     let none = Expect::default();
     let expects: Vec<&Expect> = match &case.expect {
         None => vec![&none; routings.len()],
@@ -221,7 +206,8 @@ fn run_case(rules: &Arc<RuleSet>, case: &CaseConfig, base: &Path) -> Result<Vec<
     Ok(failures)
 }
 
-fn check(r: &Routing, e: &Expect) -> Vec<String> {
+fn check(o: &Outcome, e: &Expect) -> Vec<String> {
+    let r = &o.routing;
     let mut out = Vec::new();
     let mut eq = |what: &str, want: &Option<String>, got: Option<&str>| {
         if let Some(w) = want {
@@ -233,6 +219,7 @@ fn check(r: &Routing, e: &Expect) -> Vec<String> {
     eq("category", &e.category, Some(&r.category));
     eq("severity", &e.severity, Some(r.severity.as_str()));
     eq("event_id", &e.event_id, r.event_id.as_deref());
+    eq("source", &e.source, r.source.as_deref());
     let delivered: Vec<String> = r
         .deliveries
         .iter()
@@ -240,6 +227,7 @@ fn check(r: &Routing, e: &Expect) -> Vec<String> {
         .collect();
     let suppressed: Vec<String> = r.suppressed.iter().map(|s| s.to_string()).collect();
     for (what, want, got) in [
+        ("categories", &e.categories, &r.categories),
         ("routes", &e.routes, &r.routes),
         ("subscriptions", &e.subscriptions, &delivered),
         ("suppressed", &e.suppressed, &suppressed),
@@ -250,6 +238,15 @@ fn check(r: &Routing, e: &Expect) -> Vec<String> {
             g.sort();
             if w != g {
                 out.push(format!("{what}: expected {want:?}, got {got:?}"));
+                if what == "routes" {
+                    // Say why each expected route did not match.
+                    out.extend(
+                        o.not_matched
+                            .iter()
+                            .filter(|n| want.iter().any(|w| **w == *n.route))
+                            .map(|n| format!("  {}: {}", n.route, n.reason)),
+                    );
+                }
             }
         }
     }

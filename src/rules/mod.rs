@@ -14,14 +14,18 @@
 //!   vendor words and numbers map onto it).
 //! - [`index`] narrows the routes by topic and category, [`matcher`] evaluates conditions,
 //!   [`route`] ties it together with [`dedup`] windows and rendering (`crate::render`).
-//! - [`reload`] swaps rule sets on file changes, SIGHUP and the admin API; [`cases`] runs
-//!   routing tests (`hookline test --cases`).
+//! - [`reload`] swaps rule sets on file changes, SIGHUP and the admin API.
+//! - [`dry_run`] routes events without delivering them, with [`explain`]ing why routes did
+//!   not match (`hookline test`, the admin API, the playground); [`cases`] runs routing tests
+//!   (`hookline test --cases`).
 
 pub mod aliases;
 pub mod cases;
 pub mod compile;
 pub mod dedup;
+pub mod dry_run;
 pub mod env;
+pub mod explain;
 pub mod index;
 pub mod load;
 pub mod matcher;
@@ -101,8 +105,12 @@ pub struct Rendered {
 /// The outcome of routing one event.
 #[derive(Debug, Clone)]
 pub struct Routing {
-    /// The event's category.
+    /// The event's primary category.
     pub category: String,
+    /// Every category of the event, the primary among them.
+    pub categories: Vec<String>,
+    /// The id of the source that classified it (none: the built-in defaults did).
+    pub source: Option<Arc<str>>,
     /// Normalised severity.
     pub severity: Severity,
     /// The severity as the event spelled it, if it had one.

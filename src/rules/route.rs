@@ -59,6 +59,12 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
             .with_label_values(&[source.label()])
             .inc();
     }
+    if classified.categories_truncated {
+        metrics
+            .categories_truncated
+            .with_label_values(&[source.label()])
+            .inc();
+    }
     let derived = classified.derived;
     let cx = EventContext::new(event, &derived);
     let now = OnceCell::new();
@@ -68,7 +74,7 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
         rules
             .index
             .for_topic(&event.origin.topic)
-            .candidates(&derived.category, candidates);
+            .candidates(&derived.categories, candidates);
         for &i in candidates.iter() {
             let r = &rules.routes[i as usize];
             if !r.cond.holds(&cx) {
@@ -144,6 +150,8 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
     }
     Routing {
         category: derived.category.clone(),
+        categories: derived.categories.clone(),
+        source: derived.source.clone(),
         severity: derived.severity,
         raw_severity: derived.raw_severity.clone(),
         event_id: derived.event_id.clone(),
