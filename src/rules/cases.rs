@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::dry_run::{self, Outcome};
-use super::load::node_to_json;
+use super::load::{node_to_json, yaml_options};
 use super::RuleSet;
 use crate::render::expr::{value_to_var, var_to_value};
 use crate::render::Expr;
@@ -78,11 +78,26 @@ fn one() -> usize {
     1
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum ExpectSpec {
     Each(Vec<Expect>),
     All(Expect),
+}
+
+/// A list or one mapping. Not `#[serde(untagged)]`: its error ("did not match any variant")
+/// would hide which key is wrong.
+impl<'de> Deserialize<'de> for ExpectSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Array(items) => serde_json::from_value(Value::Array(items))
+                .map(ExpectSpec::Each)
+                .map_err(D::Error::custom),
+            one => serde_json::from_value(one)
+                .map(ExpectSpec::All)
+                .map_err(D::Error::custom),
+        }
+    }
 }
 
 /// What one event must produce; absent keys are not checked.
@@ -122,7 +137,8 @@ pub fn run(rules: Arc<RuleSet>, cases_file: &Path) -> Result<Vec<CaseResult>, Ca
         path: cases_file.to_path_buf(),
         source,
     })?;
-    let node = marked_yaml::parse_yaml(0, &text).map_err(|e| invalid(e.to_string()))?;
+    let node = marked_yaml::parse_yaml_with_options(0, &text, yaml_options())
+        .map_err(|e| invalid(e.to_string()))?;
     let lines: Vec<usize> = node
         .as_mapping()
         .and_then(|m| m.get_sequence("cases"))

@@ -93,8 +93,7 @@ pub fn parse_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Parsed {
             rule_files += 1;
             continue;
         }
-        let opts = LoaderOptions::default().error_on_duplicate_keys(true);
-        let mut node = match marked_yaml::parse_yaml_with_options(source, &text, opts) {
+        let mut node = match marked_yaml::parse_yaml_with_options(source, &text, yaml_options()) {
             Ok(n) => n,
             Err(e) => {
                 yaml_problem(&mut parsed.problems, &name, e);
@@ -120,6 +119,14 @@ pub fn parse_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Parsed {
             .in_file(&shown, "no rule files (*.yaml, *.yml) in the directory");
     }
     parsed
+}
+
+/// How rule and case files are parsed: a repeated key is an error, and a quoted scalar is a
+/// string (`"007"` stays `"007"`, as YAML means it), never coerced to a number or a boolean.
+pub fn yaml_options() -> LoaderOptions {
+    LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true)
 }
 
 fn yaml_problem(problems: &mut Problems, name: &str, e: marked_yaml::LoadError) {

@@ -443,3 +443,26 @@ fn categories_never_become_metric_labels() {
     }
     assert!(text.contains("hookline_categories_truncated_total{source=\"wazuh\"} 1"));
 }
+
+#[test]
+fn quoted_scalars_stay_strings() {
+    let r = router(
+        "templates:
+  - id: t
+    vars: {code: \"007\", on: \"true\", n: 7}
+    expression: \"{code: vars.code, on: vars.on, n: vars.n}\"
+subscriptions:
+  - id: d
+    url: ${RECV}/d
+    template: t
+routes:
+  - id: r
+    to: [d]
+",
+    );
+    let out = send(&r, "t", json!({}));
+    assert_eq!(
+        out.deliveries[0].body.as_ref().unwrap(),
+        &json!({"code": "007", "on": "true", "n": 7})
+    );
+}
