@@ -60,6 +60,24 @@ impl Index {
         )
     }
 
+    /// A new index over the same filters (its cache of topics starts empty).
+    pub fn clone_filters(&self) -> Index {
+        Index::new(self.topics.clone(), self.categories.clone()).expect("built once already")
+    }
+
+    /// This index with route `route`'s filters replaced (a draft with an edited route).
+    pub fn with_route(
+        &self,
+        route: usize,
+        topics: Option<NameMatch>,
+        category: Option<NameMatch>,
+    ) -> Result<Index, globset::Error> {
+        let (mut all_topics, mut categories) = (self.topics.clone(), self.categories.clone());
+        all_topics[route] = topics;
+        categories[route] = category;
+        Index::new(all_topics, categories)
+    }
+
     /// The category index of `topic`.
     pub fn for_topic(&self, topic: &str) -> Arc<RouteIndex> {
         if let Some(idx) = self.by_topic.read().expect("index lock").get(topic) {

@@ -17,12 +17,14 @@
 //! - [`reload`] swaps rule sets on file changes, SIGHUP and the admin API.
 //! - [`dry_run`] routes events without delivering them, with [`explain`]ing why routes did
 //!   not match (`hookline test`, the admin API, the playground); [`cases`] runs routing tests
-//!   (`hookline test --cases`).
+//!   (`hookline test --cases`); [`draft`] is the rule set in force with some templates and
+//!   routes edited, for the playground's dry runs.
 
 pub mod aliases;
 pub mod cases;
 pub mod compile;
 pub mod dedup;
+pub mod draft;
 pub mod dry_run;
 pub mod env;
 pub mod explain;
@@ -128,13 +130,15 @@ pub struct Routing {
 /// A compiled, immutable rule set.
 #[derive(Debug)]
 pub struct RuleSet {
-    sources: source::Sources,
+    sources: Arc<source::Sources>,
     routes: Vec<route::Route>,
     index: index::Index,
     subscriptions: Vec<Arc<SubscriptionSettings>>,
     /// The template of each subscription, by position.
     sub_templates: Vec<Arc<Template>>,
     topic_patterns: Vec<String>,
+    /// Each route's text as written, by position (for the playground's editor).
+    route_sources: Vec<problems::EntrySource>,
 }
 
 impl RuleSet {
