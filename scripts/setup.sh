@@ -5,6 +5,8 @@
 #     pkg-config, OpenSSL and zlib headers.
 #   - tansu, a Kafka-compatible broker, for the end-to-end test (scripts/install-tansu.sh).
 #   - the `standardwebhooks` Python package, to verify hookline's signatures independently.
+#   - the routing playground's browser test: Debian's chromium, Node.js and playwright-core
+#     (scripts/setup-browser.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +30,6 @@ if ! PYTHONPATH=.tools/py python3 -c "import standardwebhooks" 2>/dev/null; then
   echo "setup: installing the standardwebhooks Python package into .tools/py"
   python3 -m pip install -q --disable-pip-version-check --target .tools/py standardwebhooks
 fi
+
+# The routing playground's browser test (tests/playground_browser.rs).
+scripts/setup-browser.sh

@@ -10,8 +10,9 @@
 //! Layout, in the order a rule set is built and then used (reference: `docs/rules.md`):
 //! - [`load`] reads the files ([`env`](mod@env) expands `${NAME}`), [`model`] is what they may say,
 //!   [`compile`] turns them into a [`RuleSet`], reporting [`problems`] as `file:line:col`.
-//! - [`source`] classifies an event ([`severity`], [`aliases`]: the canonical scale and how
-//!   vendor words and numbers map onto it).
+//! - [`source`] classifies an event: its categories (one or a list, and a primary one),
+//!   severity ([`severity`], [`aliases`]: the canonical scale and how vendor words and numbers
+//!   map onto it), event id and extra fields.
 //! - [`index`] narrows the routes by topic and category, [`matcher`] evaluates conditions,
 //!   [`route`] ties it together with [`dedup`] windows and rendering (`crate::render`).
 //! - [`reload`] swaps rule sets on file changes, SIGHUP and the admin API.
@@ -164,6 +165,17 @@ impl RuleSet {
     /// Topics to subscribe to: literal names, or `^regex` patterns for globs (librdkafka syntax).
     pub fn topic_patterns(&self) -> Vec<String> {
         self.topic_patterns.clone()
+    }
+
+    /// The topic names and globs the sources name, as written, each once.
+    pub fn source_topics(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in self.sources.list().iter().flat_map(|s| &s.topics) {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
     }
 
     /// Ids of the routes, in rule order.
