@@ -48,7 +48,7 @@ fn the_examples_pass() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert_eq!(
         stdout.trim(),
-        "rules/examples: ok (3 sources, 6 subscriptions, 7 routes)"
+        "rules/examples: ok (5 sources, 6 subscriptions, 9 routes)"
     );
 }
 

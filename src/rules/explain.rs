@@ -142,12 +142,24 @@ fn severities(set: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Origin;
     use crate::render::{Derived, Expr};
+    use crate::rules::dry_run::event_at;
     use serde_json::json;
 
     fn names(p: &[&str]) -> NameMatch {
         NameMatch::new(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn derived(categories: &[&str], severity: Severity) -> Derived {
+        Derived {
+            category: categories[0].into(),
+            categories: categories.iter().map(|c| c.to_string()).collect(),
+            severity,
+            raw_severity: None,
+            event_id: None,
+            source: None,
+            fields: vec![],
+        }
     }
 
     fn conditions() -> Vec<Cond> {
@@ -188,24 +200,8 @@ mod tests {
             for payload in &events {
                 for cats in categories {
                     for severity in Severity::ALL {
-                        let ev = Event::new(
-                            Origin {
-                                topic: "t".into(),
-                                partition: 0,
-                                offset: 0,
-                                index: 0,
-                            },
-                            payload.clone(),
-                        );
-                        let d = Derived {
-                            category: cats[0].into(),
-                            categories: cats.iter().map(|c| c.to_string()).collect(),
-                            severity,
-                            raw_severity: None,
-                            event_id: None,
-                            source: None,
-                            fields: vec![],
-                        };
+                        let ev = event_at("t", 0, payload.clone());
+                        let d = derived(cats, severity);
                         let cx = EventContext::new(&ev, &d);
                         assert_eq!(
                             cond.holds(&cx),
@@ -222,24 +218,8 @@ mod tests {
 
     #[test]
     fn reasons_read_like_the_rule_file() {
-        let ev = Event::new(
-            Origin {
-                topic: "t".into(),
-                partition: 0,
-                offset: 0,
-                index: 0,
-            },
-            json!({"n": 5}),
-        );
-        let d = Derived {
-            category: "syslog".into(),
-            categories: vec!["syslog".into(), "sshd".into()],
-            severity: Severity::Medium,
-            raw_severity: None,
-            event_id: None,
-            source: None,
-            fields: vec![],
-        };
+        let ev = event_at("t", 0, json!({"n": 5}));
+        let d = derived(&["syslog", "sshd"], Severity::Medium);
         let cx = EventContext::new(&ev, &d);
         let c = conditions();
         assert_eq!(

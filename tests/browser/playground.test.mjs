@@ -181,6 +181,7 @@ test('a JMESPath error in a template is reported at its position; a fix renders,
   await waitFor('the draft renders', async () => (await body('pagerduty').count()) === 1 || 'no body yet');
   assert.deepEqual(await bodyJson('pagerduty'), { summary: 'CONTRAST ALERT:NEW ATTACK', key: 'dev-routing-key' });
   assert.equal(await page.locator('#draft-badge').isVisible(), true);
+  assert.equal(await page.locator('#case-draft').isVisible(), true, 'the case describes the edits');
   assert.equal(await page.locator('#edit-problems .problem').count(), 0);
 
   // The rules in force are untouched: the admin API's dry run still renders the built-in.
@@ -197,6 +198,7 @@ test('a JMESPath error in a template is reported at its position; a fix renders,
   await page.click('#edit-reset');
   await waitFor('back to the rules in force', async () => (await body('pagerduty').textContent()).includes('"event_action"') || 'still the draft');
   assert.equal(await page.locator('#draft-badge').isVisible(), false);
+  assert.equal(await page.locator('#case-draft').isVisible(), false);
 });
 
 test('a route edit: YAML and JMESPath errors at their position, then a category that no longer matches', async () => {

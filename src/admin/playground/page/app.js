@@ -120,7 +120,7 @@ function editsOf(kind) {
   return kind === 'template' ? state.edits.templates : state.edits.routes;
 }
 
-function openEdit(kind, id) {
+function openEdit(kind, id, focus = true) {
   const text = original(kind, id);
   if (text === null) return;
   state.editing = { kind, id };
@@ -129,6 +129,7 @@ function openEdit(kind, id) {
   area.disabled = false;
   area.value = editsOf(kind)[id] ?? text;
   area.classList.remove('has-error');
+  if (focus) area.focus();
   $('edit-problems').replaceChildren();
   $('edit-reset').disabled = !(id in editsOf(kind));
   if (kind === 'template') {
@@ -166,7 +167,7 @@ function onEditInput() {
 
 function resetEdit(kind, id) {
   delete editsOf(kind)[id];
-  if (state.editing && state.editing.kind === kind && state.editing.id === id) openEdit(kind, id);
+  if (state.editing && state.editing.kind === kind && state.editing.id === id) openEdit(kind, id, false);
   showEdits();
   runSoon(0);
 }
@@ -259,6 +260,7 @@ function render(answer) {
   }
   $('case').textContent = answer.case || '';
   $('copy-case').disabled = !answer.case;
+  $('case-draft').hidden = !(answer.case && answer.draft);
 }
 
 function templateOf(subscription) {
