@@ -315,6 +315,35 @@ routes:
     }
 
     #[test]
+    fn unusual_layouts_are_cut_out_as_the_same_route() {
+        let layouts = "routes:
+  -
+    id: lonely-dash
+    to: [a]
+  - {id: flow,
+     to: [b]}
+  - id: commented   # the id
+    # a comment inside
+    match: {category: x}    # trailing
+    to: [c]
+  # belongs to the next one
+  - id: last
+    to: [a]";
+        let rules = load(&[("a.yaml", SUBS), ("b.yaml", layouts)]).unwrap();
+        for r in rules.editable().routes {
+            let node =
+                marked_yaml::parse_yaml(0, &r.text).unwrap_or_else(|e| panic!("{e}\n{}", r.text));
+            let id = node.as_mapping().unwrap().get_scalar("id").unwrap();
+            assert_eq!(id.as_str(), r.id, "{}", r.text);
+            assert!(!r.text.contains("belongs to the next"), "{}", r.text);
+            let edited = rules
+                .draft(&edits(&[], &[(&r.id, &r.text)]), &env)
+                .map(|_| ());
+            assert_eq!(edited, Ok(()), "the text as shown compiles: {}", r.text);
+        }
+    }
+
+    #[test]
     fn a_draft_routes_with_the_edits_and_leaves_the_original_alone() {
         let original = Arc::new(rules());
         let draft = original

@@ -113,13 +113,13 @@ impl Problems {
     /// The text of a list entry (`- id: ...`) as written in its file; `None` when its span
     /// is unknown. The entry runs from its first key to where the next one starts; trailing
     /// blank and comment lines (which belong to what follows) are left out.
-    pub fn entry_source(&self, node: &Node) -> Option<EntrySource> {
+    /// `lines` are [`Problems::file_lines`], split once for all entries.
+    pub fn entry_source(&self, lines: &[Vec<&str>], node: &Node) -> Option<EntrySource> {
         let (start, end) = (node.span().start()?, node.span().end()?);
         let file = self.files.get(start.source())?;
-        let at_start = file
-            .text
-            .lines()
-            .nth(start.line().saturating_sub(1))
+        let file_lines = lines.get(start.source())?;
+        let at_start = file_lines
+            .get(start.line().saturating_sub(1))
             .and_then(|l| l.chars().nth(start.column().saturating_sub(1)));
         // A flow mapping's span runs from its `{` to its `}`; a block mapping's starts after
         // its first key (the parser only knows it is a mapping at the `:`) and ends where the
@@ -132,10 +132,10 @@ impl Problems {
         };
         let indent = start.column().saturating_sub(1);
         let mut lines: Vec<String> = Vec::new();
-        for (n, line) in file.text.lines().enumerate() {
-            let n = n + 1;
-            if n < start.line() || n > end.line() {
-                continue;
+        let first = start.line().max(1);
+        for (n, line) in (first..).zip(file_lines.iter().skip(first - 1)) {
+            if n > end.line() {
+                break;
             }
             let mut line: String = if n == end.line() {
                 line.chars().take(end_col).collect()
@@ -162,6 +162,14 @@ impl Problems {
             place: format!("{}:{}", file.name, start.line()),
             text,
         })
+    }
+
+    /// The lines of every file, by source number.
+    pub fn file_lines(&self) -> Vec<Vec<&str>> {
+        self.files
+            .iter()
+            .map(|f| f.text.lines().collect())
+            .collect()
     }
 
     fn name(&self, source: usize) -> String {

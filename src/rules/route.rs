@@ -148,13 +148,15 @@ pub fn route(rules: &RuleSet, event: &Event, metrics: &Metrics, dedup: &DedupSto
             }
         }
     }
+    // Rendering is done: the classification moves into the outcome, uncopied.
+    drop(cx);
     Routing {
-        category: derived.category.clone(),
-        categories: derived.categories.clone(),
-        source: derived.source.clone(),
+        category: derived.category,
+        categories: derived.categories,
+        source: derived.source,
         severity: derived.severity,
-        raw_severity: derived.raw_severity.clone(),
-        event_id: derived.event_id.clone(),
+        raw_severity: derived.raw_severity,
+        event_id: derived.event_id,
         routes,
         deliveries,
         suppressed,

@@ -82,9 +82,10 @@ pub fn compile(parsed: Parsed) -> Result<RuleSet, LoadError> {
     let index = Index::new(topics, categories).expect("validated globs");
     let sources = Sources::new(source_list, fallback).expect("validated globs");
     // Without problems every route entry compiled, in order.
+    let lines = problems.file_lines();
     let route_sources = route_nodes
         .iter()
-        .map(|n| route_source(&problems, n))
+        .map(|n| route_source(&problems, &lines, n))
         .collect();
     // Without problems every subscription was built.
     let (subscriptions, sub_templates) = subs
@@ -143,30 +144,15 @@ pub fn compile_route(
     }
 }
 
-/// A route's text as written; when it cannot be cut out of its file and read back as the same
-/// route (unusual layouts), its value as JSON, which YAML reads too.
-fn route_source(problems: &Problems, node: &Node) -> EntrySource {
-    let id = |n: &Node| {
-        n.as_mapping()
-            .and_then(|m| m.get_scalar("id"))
-            .map(|s| s.as_str().to_string())
-    };
-    if let Some(found) = problems.entry_source(node) {
-        let same = marked_yaml::parse_yaml_with_options(0, &found.text, yaml_options())
-            .ok()
-            .is_some_and(|n| id(&n).is_some() && id(&n) == id(node));
-        if same {
-            return found;
-        }
-    }
-    let place = match node.span().start() {
-        Some(_) => problems.place(node.span()),
-        None => "?".into(),
-    };
-    EntrySource {
-        place,
-        text: serde_json::to_string_pretty(&node_to_json(node)).unwrap_or_default() + "\n",
-    }
+/// A route's text as written; when its span is unknown, its value as JSON, which YAML reads
+/// too.
+fn route_source(problems: &Problems, lines: &[Vec<&str>], node: &Node) -> EntrySource {
+    problems
+        .entry_source(lines, node)
+        .unwrap_or_else(|| EntrySource {
+            place: problems.place(node.span()),
+            text: serde_json::to_string_pretty(&node_to_json(node)).unwrap_or_default() + "\n",
+        })
 }
 
 /// Deserialises one entry, reporting at the error's position (or the entry's).
