@@ -134,14 +134,18 @@ impl Default for RulesConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// Address of `/metrics`, `/healthz`, `/readyz` and `/api/v1`.
+    /// Address of `/metrics`, `/healthz`, `/readyz`, `/api/v1` and `/playground/`.
     pub listen: String,
+    /// Serve the routing playground page at `/playground/` (a dry run of the rules in force;
+    /// it shows rule texts and rendered bodies).
+    pub playground: bool,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: "127.0.0.1:9464".into(),
+            playground: true,
         }
     }
 }
@@ -240,6 +244,8 @@ pub struct Settings {
     pub rules: RulesConfig,
     /// Admin listen address.
     pub admin_listen: SocketAddr,
+    /// Serve the playground on the admin server.
+    pub admin_playground: bool,
     /// Delivery-wide settings.
     pub delivery: crate::deliver::DeliverySettings,
     /// Shutdown grace for deliveries.
@@ -411,6 +417,7 @@ impl Config {
             backlog,
             rules: self.rules,
             admin_listen,
+            admin_playground: self.admin.playground,
             delivery: crate::deliver::DeliverySettings {
                 allow_networks,
                 spill_after: self.delivery.spill_after,
@@ -441,6 +448,7 @@ mod tests {
         let s = Config::default().validate().unwrap();
         assert_eq!(s.kafka.group_id, "hookline");
         assert_eq!(s.admin_listen.port(), 9464);
+        assert!(s.admin_playground, "the playground is on by default");
     }
 
     #[test]
@@ -515,6 +523,21 @@ mod tests {
             assert!(e.contains("delivery.proxy: scheme \"ftp\""), "{e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_playground_switch() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKLINE_ADMIN__PLAYGROUND", "false");
+            assert!(!Config::load(None).unwrap().admin_playground);
+            Ok(())
+        });
+        let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/hookline.toml");
+        let s = Config::load(Some(Path::new(deploy))).unwrap();
+        assert!(
+            !s.admin_playground,
+            "the deployment example listens beyond loopback: no playground"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz` and the `/api/v1` routes.
+//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz`, the `/api/v1` routes and the
+//! routing playground (`/playground/`, its own sub-router: see [`playground`]).
 
 mod health;
+pub mod playground;
 mod rules;
 
 use std::path::PathBuf;
@@ -21,20 +23,27 @@ pub struct AdminState {
     pub metrics: Metrics,
     /// The live rules.
     pub router: Router,
-    /// Where rules are reloaded from.
+    /// Where rules are reloaded from (and the playground's example cases are read).
     pub rules_dir: PathBuf,
+    /// Serve the playground.
+    pub playground: bool,
 }
 
 /// The admin routes.
 pub fn router(state: AdminState) -> HttpRouter {
-    HttpRouter::new()
+    let admin = HttpRouter::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/rules", get(rules::summary))
         .route("/api/v1/rules/reload", post(rules::reload))
         .route("/api/v1/rules/test", post(rules::dry_run))
-        .with_state(state)
+        .with_state(state.clone());
+    if state.playground {
+        admin.merge(playground::router(state))
+    } else {
+        admin
+    }
 }
 
 async fn metrics(

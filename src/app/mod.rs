@@ -138,8 +138,19 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         metrics: metrics.clone(),
         router: router.clone(),
         rules_dir: settings.rules.dir.clone(),
+        playground: settings.admin_playground,
     };
     tokio::spawn(admin::serve_on(listener, admin_state, stop.clone()));
+    if settings.admin_playground {
+        tracing::info!(url = %format!("http://{admin_addr}/playground/"), "routing playground");
+        if !admin_addr.ip().is_loopback() {
+            tracing::warn!(
+                admin = %admin_addr,
+                "the admin API and playground are reachable beyond this host and show rule texts \
+                 and rendered bodies; bind admin.listen to loopback or set admin.playground = false"
+            );
+        }
+    }
     let (dir, watch) = (settings.rules.dir.clone(), settings.rules.watch);
     if watch {
         // File changes and SIGHUP.
