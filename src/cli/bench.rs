@@ -59,6 +59,9 @@ pub struct BenchArgs {
     /// How long the latency scenario produces.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
+    /// How long the latency scenario lets the router idle first (its idle CPU is measured).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub idle: Duration,
     /// How long wrk measures the HTTP ceiling each round.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub wrk_duration: Duration,
@@ -117,6 +120,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 let mut spec = LatencySpec::default_rate();
                 spec.rate = args.rate;
                 spec.duration = args.duration;
+                spec.idle = args.idle;
                 spec.concurrency = args.concurrency;
                 if let Some(p) = args.partitions {
                     spec.partitions = p;

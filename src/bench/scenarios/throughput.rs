@@ -11,11 +11,11 @@ use anyhow::{bail, Context};
 
 use super::{Options, Variant, TOPIC};
 use crate::bench::broker::TopicSpec;
-use crate::bench::ceiling;
+use crate::bench::ceiling::{self, ConsumerCeiling};
 use crate::bench::producer::{EventShape, Pace, Producer};
 use crate::bench::report::RunFigures;
 use crate::bench::rules::{small_body, RuleSet, Subscription};
-use crate::bench::wrk::{self, WrkSpec};
+use crate::bench::wrk::{self, WrkResult, WrkSpec};
 use crate::bench::{Behaviour, BrokerProcess, Harness, ReceiverProcess, RouterProcess};
 
 /// The receiver path of the one subscription.
@@ -38,6 +38,8 @@ pub struct ThroughputSpec {
     pub batch: Option<usize>,
     /// How the receiver answers (a 503 measures diverting to the durable retry topic).
     pub answer: Behaviour,
+    /// A broker (and preload) per run rather than one for the scenario.
+    pub fresh_broker: bool,
 }
 
 impl ThroughputSpec {
@@ -51,6 +53,7 @@ impl ThroughputSpec {
             concurrency: 64,
             batch: None,
             answer: Behaviour::ok(),
+            fresh_broker: false,
         }
     }
     /// As [`ThroughputSpec::single`], 500 events per request.
@@ -67,6 +70,7 @@ impl ThroughputSpec {
         ThroughputSpec {
             name: "divert".into(),
             answer: Behaviour::status(503),
+            fresh_broker: true,
             ..Self::single()
         }
     }
@@ -111,49 +115,45 @@ pub async fn run(
     spec: &ThroughputSpec,
     options: &Options,
 ) -> anyhow::Result<Vec<RunFigures>> {
-    let topic = TopicSpec::new(TOPIC, spec.partitions);
-    let broker = BrokerProcess::start(harness, 1, &[topic], true).await?;
     let receiver = ReceiverProcess::start(harness, &[(PATH, spec.answer.clone())]).await?;
-    let expected = preload(&broker, spec).await?;
-    let rules = spec.rules(&receiver);
     let fixture = Fixture {
         harness,
         spec,
         options,
-        broker: &broker,
         receiver: &receiver,
-        rules,
-        expected,
+        rules: spec.rules(&receiver),
+    };
+    // A router that writes to Kafka (diverting) leaves records a later run's retry readers
+    // would read: then every run gets a broker of its own.
+    let shared = match spec.fresh_broker {
+        false => Some(Loaded::start(harness, spec).await?),
+        true => None,
     };
     let mut runs = Vec::new();
     for round in 1..=options.rounds {
         let mut this_round = Vec::new();
         for variant in &options.variants {
-            let figures = fixture.one_run(variant, round).await?;
+            let figures = match &shared {
+                Some(loaded) => fixture.one_run(loaded, variant, round).await?,
+                None => {
+                    let loaded = Loaded::start(harness, spec).await?;
+                    let figures = fixture.one_run(&loaded, variant, round).await;
+                    loaded.broker.stop().await;
+                    figures?
+                }
+            };
             println!("{}", figures.line());
             this_round.push(figures);
         }
-        let wrk = match options.wrk {
-            Some(duration) => {
-                let (body, _) = spec.wrk_body();
-                let wrk_spec = WrkSpec {
-                    threads: 2,
-                    connections: spec.concurrency,
-                    duration,
-                    body,
-                };
-                let dir = harness.subdir("wrk")?;
-                Some(wrk::run(&receiver.url("/_wrk"), &wrk_spec, &dir).await?)
+        let wrk = fixture.wrk().await?;
+        let consumer = match &shared {
+            Some(loaded) => loaded.consumer_ceiling(spec).await?,
+            None => {
+                let loaded = Loaded::start(harness, spec).await?;
+                let ceiling = loaded.consumer_ceiling(spec).await;
+                loaded.broker.stop().await;
+                ceiling?
             }
-            None => None,
-        };
-        let consumer = {
-            let bootstrap = broker.bootstrap().to_string();
-            let events = spec.events;
-            tokio::task::spawn_blocking(move || {
-                ceiling::read_topic(&bootstrap, TOPIC, events, Duration::from_secs(120))
-            })
-            .await??
         };
         println!(
             "{:<9} round {round} ceilings: wrk {} requests/s, bare consumer {:.0} messages/s",
@@ -170,8 +170,36 @@ pub async fn run(
         }
     }
     receiver.stop().await;
-    broker.stop().await;
+    if let Some(loaded) = shared {
+        loaded.broker.stop().await;
+    }
     Ok(runs)
+}
+
+/// A broker process holding the preloaded topic.
+struct Loaded {
+    broker: BrokerProcess,
+    /// Deliveries that complete a run.
+    expected: u64,
+}
+
+impl Loaded {
+    async fn start(harness: &Harness, spec: &ThroughputSpec) -> anyhow::Result<Loaded> {
+        let topic = TopicSpec::new(TOPIC, spec.partitions);
+        let broker = BrokerProcess::start(harness, 1, &[topic], true).await?;
+        let expected = preload(&broker, spec).await?;
+        Ok(Loaded { broker, expected })
+    }
+
+    /// A bare consumer reading the whole topic.
+    async fn consumer_ceiling(&self, spec: &ThroughputSpec) -> anyhow::Result<ConsumerCeiling> {
+        let bootstrap = self.broker.bootstrap().to_string();
+        let events = spec.events;
+        Ok(tokio::task::spawn_blocking(move || {
+            ceiling::read_topic(&bootstrap, TOPIC, events, Duration::from_secs(120))
+        })
+        .await??)
+    }
 }
 
 /// Produces the events, checks the broker kept them all, and returns how many deliveries to
@@ -212,16 +240,36 @@ struct Fixture<'a> {
     harness: &'a Harness,
     spec: &'a ThroughputSpec,
     options: &'a Options,
-    broker: &'a BrokerProcess,
     receiver: &'a ReceiverProcess,
     rules: String,
-    /// Deliveries that complete a run.
-    expected: u64,
 }
 
 impl Fixture<'_> {
+    /// `wrk` posting what the router would, to the same receiver, as many connections.
+    async fn wrk(&self) -> anyhow::Result<Option<WrkResult>> {
+        let Some(duration) = self.options.wrk else {
+            return Ok(None);
+        };
+        let wrk_spec = WrkSpec {
+            threads: 2,
+            connections: self.spec.concurrency,
+            duration,
+            body: self.spec.wrk_body().0,
+        };
+        let dir = self.harness.subdir("wrk")?;
+        Ok(Some(
+            wrk::run(&self.receiver.url("/_wrk"), &wrk_spec, &dir).await?,
+        ))
+    }
+
     /// One router variant reads the whole topic with a fresh consumer group.
-    async fn one_run(&self, variant: &Variant, round: usize) -> anyhow::Result<RunFigures> {
+    async fn one_run(
+        &self,
+        loaded: &Loaded,
+        variant: &Variant,
+        round: usize,
+    ) -> anyhow::Result<RunFigures> {
+        let expected = loaded.expected;
         let (spec, receiver) = (self.spec, self.receiver);
         receiver.reset().await?;
         let connections_before = receiver.stats().await?.connections;
@@ -229,9 +277,15 @@ impl Fixture<'_> {
         let label = format!("{}-{}-{round}", spec.name, variant.label);
         let mut router = RouterProcess::start(
             self.harness,
-            &variant.spec(&label, self.broker.bootstrap(), &group, self.rules.clone()),
+            &variant.spec(
+                &label,
+                loaded.broker.bootstrap(),
+                &group,
+                self.rules.clone(),
+            ),
         )
         .await?;
+        router.wait_ready(self.options.timeout).await?;
         // Settled (delivered, diverted or dead-lettered) by the router's count; every 100 ms.
         let started = Instant::now();
         let deadline = started + self.options.timeout;
@@ -243,7 +297,7 @@ impl Fixture<'_> {
             if settled > 0.0 {
                 first_settled.get_or_insert_with(Instant::now);
             }
-            if settled >= self.expected as f64 && read >= spec.events as f64 {
+            if settled >= expected as f64 && read >= spec.events as f64 {
                 break true;
             }
             if let Some(status) = router.child().exited() {
@@ -266,13 +320,13 @@ impl Fixture<'_> {
         let path = stats.path(PATH);
         // The receiver's clock is exact when it got everything; otherwise (a failing receiver)
         // the window is from the first settled delivery to the poll that saw the last.
-        let (delivered, seconds) =
-            if path.refused == 0 && path.hung == 0 && path.events >= self.expected {
-                (path.events, path.span_seconds())
-            } else {
-                let settled = metrics.sum("hookline_deliveries_total", &[("subscription", "s0")]);
-                (settled as u64, polled_seconds)
-            };
+        let (delivered, seconds) = if path.refused == 0 && path.hung == 0 && path.events >= expected
+        {
+            (path.events, path.span_seconds())
+        } else {
+            let settled = metrics.sum("hookline_deliveries_total", &[("subscription", "s0")]);
+            (settled as u64, polled_seconds)
+        };
         Ok(RunFigures {
             scenario: spec.name.clone(),
             variant: variant.label.clone(),
@@ -285,7 +339,6 @@ impl Fixture<'_> {
             cpu_seconds,
             peak_rss_mib: memory.peak_mib(),
             connections: stats.connections - connections_before,
-            latency: Some(path.latency),
             complete,
             ..Default::default()
         })
