@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +18,7 @@ use crate::pipeline::Pipeline;
 use crate::retry_topic::{RetryReader, RetryWriter};
 use crate::rules::{reload, LoadError, Router};
 use crate::settle::Settler;
-use crate::source::consumer::consumer_config;
+use crate::source::consumer::tier_reader_config;
 use crate::source::{Source, SourceError};
 
 /// The router could not start.
@@ -83,14 +82,6 @@ impl Running {
     }
 }
 
-/// The librdkafka configuration for the dead-letter and retry producer.
-fn producer_config(settings: &Settings) -> ClientConfig {
-    let mut config = settings.kafka.client_config();
-    // Every acknowledged record must be on all in-sync replicas before its offset settles.
-    config.set("acks", "all");
-    config
-}
-
 /// Loads the rules, builds every stage and starts reading.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let metrics = Metrics::new();
@@ -108,7 +99,9 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let stop = CancellationToken::new();
     // Cancelled only after the shutdown grace: until then dead-letter writes keep retrying.
     let hard_stop = CancellationToken::new();
-    let producer: FutureProducer = producer_config(&settings)
+    let producer: FutureProducer = settings
+        .kafka
+        .producer_config()
         .create()
         .map_err(StartError::Producer)?;
     let dlq = DeadLetterProducer::new(producer.clone(), settings.kafka.dead_letter_topic.clone());
@@ -122,8 +115,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         let writer = RetryWriter::new(producer.clone(), schedule.clone(), settler.clone());
         dispatcher.set_divert(Arc::new(writer));
         for topic in schedule.topics() {
-            let mut config = consumer_config(&settings.kafka);
-            config.set("group.id", format!("{}.retry", settings.kafka.group_id));
+            let group = format!("{}.retry", settings.kafka.group_id);
+            let config = tier_reader_config(&settings.kafka, &group);
             let reader = Source::with_config(config, &settings.kafka, metrics.clone())?;
             reader.subscribe(std::slice::from_ref(&topic))?;
             retry_readers.push(Arc::new(reader));
