@@ -124,18 +124,16 @@ impl BrokerProcess {
 }
 
 fn watermarks(bootstrap: &str, topic: &str) -> Result<Retention, HarnessError> {
-    let kafka = |what: &str| {
-        let what = what.to_string();
-        move |source| HarnessError::Kafka { what, source }
-    };
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
-        .map_err(kafka("cannot create a client"))?;
+        .map_err(HarnessError::kafka("cannot create a client"))?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
-        .map_err(kafka(&format!("cannot read the metadata of {topic}")))?;
+        .map_err(HarnessError::kafka(format!(
+            "cannot read the metadata of {topic}"
+        )))?;
     let count = metadata
         .topics()
         .first()
@@ -146,7 +144,9 @@ fn watermarks(bootstrap: &str, topic: &str) -> Result<Retention, HarnessError> {
         partitions.push(
             consumer
                 .fetch_watermarks(topic, partition, timeout)
-                .map_err(kafka(&format!("cannot read the watermarks of {topic}")))?,
+                .map_err(HarnessError::kafka(format!(
+                    "cannot read the watermarks of {topic}"
+                )))?,
         );
     }
     Ok(Retention { partitions })

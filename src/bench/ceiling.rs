@@ -37,21 +37,15 @@ pub fn read_topic(
     expected: u64,
     timeout: Duration,
 ) -> Result<ConsumerCeiling, HarnessError> {
-    let kafka = |what: &'static str| {
-        move |source| HarnessError::Kafka {
-            what: what.into(),
-            source,
-        }
-    };
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "hookline-bench-ceiling")
         .set("enable.auto.commit", "false")
         .create()
-        .map_err(kafka("cannot create the ceiling consumer"))?;
+        .map_err(HarnessError::kafka("cannot create the ceiling consumer"))?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(kafka("cannot read the topic's metadata"))?;
+        .map_err(HarnessError::kafka("cannot read the topic's metadata"))?;
     let partitions = metadata
         .topics()
         .first()
@@ -61,11 +55,11 @@ pub fn read_topic(
     for p in 0..partitions as i32 {
         assignment
             .add_partition_offset(topic, p, Offset::Beginning)
-            .map_err(kafka("cannot build the assignment"))?;
+            .map_err(HarnessError::kafka("cannot build the assignment"))?;
     }
     consumer
         .assign(&assignment)
-        .map_err(kafka("cannot assign the partitions"))?;
+        .map_err(HarnessError::kafka("cannot assign the partitions"))?;
     let deadline = Instant::now() + timeout;
     let mut first = None;
     let mut messages = 0;

@@ -106,6 +106,11 @@ impl HarnessError {
         let what = what.into();
         move |source| HarnessError::Io { what, source }
     }
+
+    fn kafka(what: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> HarnessError {
+        let what = what.into();
+        move |source| HarnessError::Kafka { what, source }
+    }
 }
 
 /// Where the processes come from and where their files go. Cheap to clone.
@@ -177,6 +182,26 @@ pub fn now_micros() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_micros() as u64
+}
+
+/// The body of a successful `GET url` (`what` names it in errors).
+pub(crate) async fn get_body(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+) -> Result<bytes::Bytes, HarnessError> {
+    let http_error = |source| HarnessError::Http {
+        what: what.to_string(),
+        source,
+    };
+    http.get(url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(http_error)?
+        .bytes()
+        .await
+        .map_err(http_error)
 }
 
 /// An HTTP client for the harness's own requests to its processes on loopback (environment

@@ -104,10 +104,7 @@ impl Producer {
             .set("linger.ms", linger_ms.to_string())
             .set("message.timeout.ms", "60000")
             .create()
-            .map_err(|source| HarnessError::Kafka {
-                what: "cannot create the benchmark producer".into(),
-                source,
-            })?;
+            .map_err(HarnessError::kafka("cannot create the benchmark producer"))?;
         Ok(Producer {
             producer,
             topic: topic.to_string(),
@@ -161,10 +158,7 @@ impl Producer {
     pub fn flush(&self) -> Result<(), HarnessError> {
         self.producer
             .flush(Duration::from_secs(60))
-            .map_err(|source| HarnessError::Kafka {
-                what: "cannot flush the benchmark producer".into(),
-                source,
-            })
+            .map_err(HarnessError::kafka("cannot flush the benchmark producer"))
     }
 }
 

@@ -113,24 +113,9 @@ impl RouterProcess {
 
     /// One scrape of `/metrics`.
     pub async fn metrics(&self) -> Result<Samples, HarnessError> {
-        let what = || "the router's /metrics".to_string();
-        let text = self
-            .http
-            .get(self.admin_url("/metrics"))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|source| HarnessError::Http {
-                what: what(),
-                source,
-            })?
-            .text()
-            .await
-            .map_err(|source| HarnessError::Http {
-                what: what(),
-                source,
-            })?;
-        Ok(Samples::parse(&text))
+        let url = self.admin_url("/metrics");
+        let body = super::get_body(&self.http, &url, "the router's /metrics").await?;
+        Ok(Samples::parse(&String::from_utf8_lossy(&body)))
     }
 
     /// CPU seconds it has used so far.

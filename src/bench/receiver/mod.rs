@@ -65,22 +65,12 @@ impl ReceiverProcess {
 
     /// What it counted since the last reset.
     pub async fn stats(&self) -> Result<ReceiverStats, HarnessError> {
-        let what = || "the receiver's /_stats".to_string();
-        self.http
-            .get(self.url("/_stats"))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|source| HarnessError::Http {
-                what: what(),
-                source,
-            })?
-            .json()
-            .await
-            .map_err(|source| HarnessError::Http {
-                what: what(),
-                source,
-            })
+        let url = self.url("/_stats");
+        let body = super::get_body(&self.http, &url, "the receiver's /_stats").await?;
+        serde_json::from_slice(&body).map_err(|e| HarnessError::Output {
+            tool: "the receiver's /_stats".into(),
+            reason: e.to_string(),
+        })
     }
 
     /// Zeroes the per-path counts and latencies (requests already arriving may still count).

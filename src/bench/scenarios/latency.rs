@@ -82,6 +82,7 @@ pub async fn run(
             )
             .await?;
             router.wait_ready(options.timeout).await?;
+            let connections_before = receiver.stats().await?.connections;
             let idle_cpu_ms_per_s = if spec.idle.is_zero() {
                 None
             } else {
@@ -106,7 +107,8 @@ pub async fn run(
             let cpu_seconds = router.cpu_seconds()? - cpu_before;
             let memory = router.memory()?;
             router.terminate().await;
-            let path = receiver.stats().await?.path(PATH);
+            let stats = receiver.stats().await?;
+            let path = stats.path(PATH);
             let figures = RunFigures {
                 scenario: spec.name.clone(),
                 variant: variant.label.clone(),
@@ -118,6 +120,7 @@ pub async fn run(
                 seconds: path.span_seconds(),
                 cpu_seconds,
                 peak_rss_mib: memory.peak_mib(),
+                connections: stats.connections - connections_before,
                 latency: Some(path.latency),
                 idle_cpu_ms_per_s,
                 complete,
