@@ -1,7 +1,8 @@
 //! Throughput: a topic preloaded with events (half of them high or critical), one route with
 //! `min_severity: high` to one subscription, and each router variant reading it all with a
-//! fresh consumer group. Rates are over the receiver's first-to-last delivery; CPU and peak
-//! memory are the router process's own, from `/proc`. After each round, the ceilings: `wrk`
+//! fresh consumer group. Rates are over the receiver's first-to-last delivery (for a failing
+//! receiver, over the window in which the router's counts were polled); CPU and peak memory
+//! are the router process's own, from `/proc`. After each round, the ceilings: `wrk`
 //! posting the same body to the same receiver with as many connections as the subscription's
 //! concurrency, and a bare consumer reading the topic from the same broker.
 
