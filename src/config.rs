@@ -115,6 +115,7 @@ const CONSUMER_ONLY: &[&str] = &[
     "partition.assignment.strategy",
     "isolation.level",
     "fetch.",
+    "queued.",
 ];
 
 /// Settings of the dead-letter and retry producer hookline chooses unless `kafka.options` sets
