@@ -59,7 +59,9 @@ pub struct KafkaConfig {
     /// Messages read but not yet settled, at most; the consumer waits beyond it.
     pub max_inflight_messages: usize,
     /// Passed to librdkafka as is (SASL, TLS, ...). `_` in a key is read as `.`, so
-    /// `HOOKLINE_KAFKA__OPTIONS__SECURITY_PROTOCOL` sets `security.protocol`.
+    /// `HOOKLINE_KAFKA__OPTIONS__SECURITY_PROTOCOL` sets `security.protocol`. Numbers and
+    /// booleans are taken as their text (`HOOKLINE_KAFKA__OPTIONS__FETCH_WAIT_MAX_MS=100`).
+    #[serde(deserialize_with = "options_as_text")]
     pub options: BTreeMap<String, String>,
 }
 
@@ -82,6 +84,35 @@ impl Default for KafkaConfig {
     }
 }
 
+/// librdkafka takes every value as text, but TOML and figment's reading of `HOOKLINE_*`
+/// variables give numbers and booleans their own types: accept those and keep their text.
+fn options_as_text<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let options = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(options
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Scalar::Text(s) => s,
+                Scalar::Integer(n) => n.to_string(),
+                Scalar::Float(x) => x.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (key, text)
+        })
+        .collect())
+}
+
 /// librdkafka options that only consumers understand; producers and admin clients are not
 /// given them (librdkafka would warn about each).
 const CONSUMER_ONLY: &[&str] = &[
@@ -94,6 +125,18 @@ const CONSUMER_ONLY: &[&str] = &[
     "partition.assignment.strategy",
     "isolation.level",
     "fetch.",
+    "queued.",
+];
+
+/// Settings of the dead-letter and retry producer hookline chooses unless `kafka.options` sets
+/// them (measured in docs/performance.md; documented in docs/configuration.md).
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    // Dead letters and retry records carry whole events: JSON that lz4 shrinks several times
+    // for little CPU, which matters when a receiver is down for hours and its backlog waits
+    // in the retry topics.
+    ("compression.type", "lz4"),
+    // Records waiting for the broker, at most (librdkafka: 1 GiB); past it a write waits.
+    ("queue.buffering.max.kbytes", "32768"),
 ];
 
 impl KafkaConfig {
@@ -107,6 +150,20 @@ impl KafkaConfig {
                 config.set(key, value);
             }
         }
+        config
+    }
+
+    /// The configuration of a producer of dead letters and retry records: the shared options,
+    /// [`PRODUCER_DEFAULTS`] where they say nothing, and `acks=all` always.
+    pub fn producer_config(&self) -> rdkafka::config::ClientConfig {
+        let mut config = self.client_config();
+        for (key, value) in PRODUCER_DEFAULTS {
+            if !self.options.contains_key(*key) {
+                config.set(*key, *value);
+            }
+        }
+        // Every acknowledged record must be on all in-sync replicas before its offset settles.
+        config.set("acks", "all");
         config
     }
 }
@@ -468,6 +525,42 @@ mod tests {
             assert_eq!(s.kafka.options["sasl.mechanism"], "PLAIN");
             Ok(())
         });
+    }
+
+    #[test]
+    fn numeric_and_boolean_kafka_options_are_taken_as_text() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hookline.toml",
+                "[kafka.options]\n\"fetch.min.bytes\" = 1\n\"enable.idempotence\" = true\n\"batch.size\" = \"1000\"\n",
+            )?;
+            jail.set_env("HOOKLINE_KAFKA__OPTIONS__FETCH_WAIT_MAX_MS", "100");
+            jail.set_env("HOOKLINE_KAFKA__OPTIONS__SOCKET_NAGLE_DISABLE", "false");
+            let s = Config::load(None).unwrap();
+            let options = &s.kafka.options;
+            assert_eq!(options["fetch.wait.max.ms"], "100");
+            assert_eq!(options["socket.nagle.disable"], "false");
+            assert_eq!(options["fetch.min.bytes"], "1");
+            assert_eq!(options["enable.idempotence"], "true");
+            assert_eq!(options["batch.size"], "1000");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn producer_defaults_yield_to_options_but_acks_is_all() {
+        let mut kafka = KafkaConfig::default();
+        let config = kafka.producer_config();
+        assert_eq!(config.get("compression.type"), Some("lz4"));
+        assert_eq!(config.get("acks"), Some("all"));
+        kafka
+            .options
+            .insert("compression.type".into(), "zstd".into());
+        kafka.options.insert("acks".into(), "1".into());
+        let config = kafka.producer_config();
+        assert_eq!(config.get("compression.type"), Some("zstd"));
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("queue.buffering.max.kbytes"), Some("32768"));
     }
 
     #[test]

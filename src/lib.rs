@@ -21,11 +21,14 @@
 //! Around it: [`config`] (figment settings; [`env_file`] reads `*_FILE` variables), [`admin`]
 //! (metrics, health, API, the routing playground page), [`metrics`]
 //! (every metric, defined once), [`dev`] (an in-process broker and a webhook receiver for
-//! `hookline dev`, tests and benchmarks) and [`cli`] (the `hookline` commands).
+//! `hookline dev`, tests and benchmarks), [`bench`] (the benchmark harness: broker, receiver
+//! and router as separate processes, measured from outside) and [`cli`] (the `hookline`
+//! commands).
 
 pub mod admin;
 pub mod app;
 pub mod backlog;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod deliver;

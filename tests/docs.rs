@@ -29,7 +29,10 @@ fn documented_keys(docs: &str) -> BTreeSet<(String, String)> {
     let mut section = None;
     let mut keys = BTreeSet::new();
     for line in docs.lines() {
-        if let Some(rest) = line.strip_prefix("## ") {
+        if line.starts_with("### ") {
+            // A sub-section (librdkafka defaults, ...) is not a table of hookline's keys.
+            section = None;
+        } else if let Some(rest) = line.strip_prefix("## ") {
             section = rest
                 .strip_prefix("`[")
                 .and_then(|r| r.strip_suffix("]`"))

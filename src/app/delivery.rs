@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
@@ -26,14 +25,6 @@ pub(super) struct Delivery {
     pub hard_stop: CancellationToken,
 }
 
-/// The librdkafka configuration for the dead-letter and retry producer.
-fn producer_config(settings: &Settings) -> ClientConfig {
-    let mut config = settings.kafka.client_config();
-    // Every acknowledged record must be on all in-sync replicas before its offset settles.
-    config.set("acks", "all");
-    config
-}
-
 /// Builds the delivery role, with a lane for each of `subscriptions`.
 pub(super) async fn start(
     settings: &Settings,
@@ -41,7 +32,9 @@ pub(super) async fn start(
     subscriptions: &[Arc<SubscriptionSettings>],
 ) -> Result<Delivery, StartError> {
     let hard_stop = CancellationToken::new();
-    let producer: FutureProducer = producer_config(settings)
+    let producer: FutureProducer = settings
+        .kafka
+        .producer_config()
         .create()
         .map_err(StartError::Producer)?;
     let dlq = DeadLetterProducer::new(producer.clone(), settings.kafka.dead_letter_topic.clone());

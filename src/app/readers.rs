@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::retry_topic::RetryReader;
 use crate::rules::Router;
-use crate::source::consumer::consumer_config;
+use crate::source::consumer::{consumer_config, tier_reader_config};
 use crate::source::{Role, Source, SourceError};
 
 /// The consumers of hookline's own topics.
@@ -29,8 +29,8 @@ impl Readers {
     pub fn new(settings: &Settings, metrics: &Metrics) -> Result<Readers, SourceError> {
         let mut retry = None;
         if let Some(schedule) = &settings.retry_schedule {
-            let mut config = consumer_config(&settings.kafka);
-            config.set("group.id", format!("{}.retry", settings.kafka.group_id));
+            let group = format!("{}.retry", settings.kafka.group_id);
+            let config = tier_reader_config(&settings.kafka, &group);
             let reader =
                 Source::with_config(config, &settings.kafka, metrics.clone(), Role::Retry)?;
             reader.subscribe(&schedule.topics())?;

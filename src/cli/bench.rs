@@ -1,214 +1,167 @@
-//! `hookline bench`: the end-to-end harness. Pushes N events through the whole path (an
-//! in-process Kafka-protocol broker, the router, a local HTTP receiver) and prints throughput,
-//! latency percentiles and peak memory.
-//!
-//! Events are produced while the router consumes, over many partitions: librdkafka's mock
-//! cluster keeps only about 5 MB per partition and silently drops older messages beyond that.
+//! `hookline bench`: the end-to-end benchmark. The broker, the receiver and each router under
+//! test are separate processes, as in a deployment (see [`crate::bench`]); this process only
+//! produces events and measures. Prints a line per run, then Markdown tables.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use anyhow::Context;
-use rdkafka::producer::{FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use anyhow::{bail, Context};
 
-use crate::config::Config;
-use crate::dev::broker::DevBroker;
-use crate::dev::receiver::{Receiver, Respond};
+use crate::bench::report::{summary, RunFigures};
+use crate::bench::scenarios::latency::{self, LatencySpec};
+use crate::bench::scenarios::throughput::{self, ThroughputSpec};
+use crate::bench::scenarios::{Options, Variant};
+use crate::bench::{wrk, Harness};
+
+/// A measurement `hookline bench` can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// One event per request: 300k events of ~250 B, 32 partitions, concurrency 64.
+    Single,
+    /// As single, `batch.max_events: 500`.
+    Batched,
+    /// One event per request, 80k events of ~2.3 KB with 60 extra fields, 64 partitions.
+    Large,
+    /// As single with a receiver answering 503: the circuit opens and events are diverted to
+    /// the durable retry topic (the figure is events settled per second).
+    Divert,
+    /// 1k events/s for 10 s below saturation: produce-to-receive p50/p99, idle CPU.
+    Latency,
+}
 
 /// Arguments of `hookline bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Events to push through.
-    #[arg(long, default_value_t = 50_000)]
-    pub events: usize,
-    /// Partitions of the source topic.
-    #[arg(long, default_value_t = 8)]
-    pub partitions: i32,
-    /// Subscriptions every event is delivered to (paths /s0, /s1, ...).
-    #[arg(long, default_value_t = 1)]
-    pub subscriptions: usize,
-    /// Requests in flight per subscription.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
-    /// Bound of each subscription's in-memory queue.
-    #[arg(long, default_value_t = 1024)]
-    pub queue: usize,
-    /// Approximate size of each event in bytes.
-    #[arg(long, default_value_t = 250)]
-    pub event_bytes: usize,
-    /// Produce at most this many events per second (0: as fast as possible). At full speed
-    /// latency measures the backlog; below capacity it measures the path.
-    #[arg(long, default_value_t = 0)]
-    pub rate: u64,
-    /// Make subscription s0's receiver hang (an endpoint that is down), to measure isolation.
+    /// What to measure (default: single).
+    #[arg(value_enum)]
+    pub scenarios: Vec<Scenario>,
+    /// Rounds; each runs every variant once, alternating.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// A router under test, as `LABEL [bin=PATH] [NAME=VALUE ...]` (a binary and environment,
+    /// e.g. `fw5 HOOKLINE_KAFKA__OPTIONS__FETCH_WAIT_MAX_MS=5`). Repeatable; default: this
+    /// binary as it is configured by default.
+    #[arg(long = "variant", value_name = "SPEC")]
+    pub variants: Vec<Variant>,
+    /// Events to preload (throughput scenarios; default per scenario).
     #[arg(long)]
-    pub blackhole: bool,
-    /// Give up after this long.
+    pub events: Option<u64>,
+    /// Partitions of the topic (default per scenario).
+    #[arg(long)]
+    pub partitions: Option<i32>,
+    /// The subscription's concurrency and wrk's connections.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Events per second in the latency scenario.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// How long the latency scenario produces.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// How long the latency scenario lets the router idle first (its idle CPU is measured).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub idle: Duration,
+    /// How long wrk measures the HTTP ceiling each round.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub wrk_duration: Duration,
+    /// Skip the wrk ceiling (no ratio is printed).
+    #[arg(long)]
+    pub no_wrk: bool,
+    /// Longest one run may take.
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64
-}
-
-/// Peak resident memory of this process (the broker and receiver run inside it too).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
+    /// Also write every run's figures to this file as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Keep the run directory (configurations, rules, every process's log).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Runs the benchmark.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    const TOPIC: &str = "bench.events";
-    let broker = DevBroker::start(1).context("cannot start the in-process broker")?;
-    broker.create_topic(TOPIC, args.partitions)?;
-    let receiver = Receiver::start().await?;
-    if args.blackhole {
-        receiver.respond("/s0", |_| Respond::ok().after(Duration::from_secs(3600)));
+    if !args.no_wrk && !wrk::available() {
+        bail!("wrk is not installed: run scripts/install-wrk.sh (or pass --no-wrk)");
     }
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(
-        args.events * args.subscriptions,
-    )));
-    {
-        let latencies = latencies.clone();
-        receiver.observe(move |r| {
-            if r.path == "/s0" && r.status != 200 {
-                return;
-            }
-            let sent = r.json()["sent_us"].as_u64().unwrap_or(0);
-            latencies
-                .lock()
-                .expect("lock")
-                .push(now_micros().saturating_sub(sent));
-        });
-    }
-
-    let rules = tempfile::tempdir()?;
-    let subscriptions: String = (0..args.subscriptions)
-        .map(|i| {
-            format!(
-                "  - id: s{i}\n    url: \"{}/s{i}\"\n    concurrency: {}\n    queue: {}\n    timeout: 2s\n",
-                receiver.url(""),
-                args.concurrency,
-                args.queue
-            )
-        })
-        .collect();
-    let to: Vec<String> = (0..args.subscriptions).map(|i| format!("s{i}")).collect();
-    std::fs::write(
-        rules.path().join("bench.yaml"),
-        format!(
-            "sources:\n  - id: bench\n    topics: [{TOPIC}]\n    category: category\n    severity: severity\n    event_id: id\nsubscriptions:\n{subscriptions}routes:\n  - id: all\n    match: {{ min_severity: low }}\n    to: [{}]\n",
-            to.join(", ")
-        ),
-    )?;
-
-    let mut config = Config::default();
-    config.kafka.brokers = broker.bootstrap_servers();
-    config.kafka.group_id = "bench".into();
-    config.rules.dir = rules.path().to_path_buf();
-    config.rules.watch = false;
-    config.admin.listen = "127.0.0.1:0".into();
-    config.delivery.allow_networks = vec!["127.0.0.0/8".into()];
-    config.kafka.create_topics = false;
-    config.delivery.shutdown_grace = Duration::from_secs(1);
-    let settings = config.validate()?;
-    broker.create_router_topics(&settings)?;
-    let running = crate::app::start(settings).await?;
-
-    let padding = "x".repeat(args.event_bytes.saturating_sub(120));
-    let healthy = if args.blackhole {
-        args.subscriptions - 1
-    } else {
-        args.subscriptions
+    let dir = tempfile::Builder::new()
+        .prefix("hookline-bench-")
+        .tempdir()?;
+    let harness = Harness::new(
+        std::env::current_exe().context("cannot find this binary")?,
+        dir.path(),
+    );
+    let options = Options {
+        rounds: args.rounds.max(1),
+        variants: if args.variants.is_empty() {
+            vec![Variant::this("this")]
+        } else {
+            args.variants.clone()
+        },
+        wrk: (!args.no_wrk).then_some(args.wrk_duration),
+        timeout: args.timeout,
     };
-    let expected = args.events * healthy;
-    let started = Instant::now();
-    let producer = broker.producer().clone();
-    let events = args.events;
-    let rate = args.rate;
-    let produce = tokio::spawn(async move {
-        let start = tokio::time::Instant::now();
-        for i in 0..events {
-            if let Some(micros) = (i as u64 * 1_000_000).checked_div(rate) {
-                tokio::time::sleep_until(start + Duration::from_micros(micros)).await;
-            }
-            let event = format!(
-                r#"{{"id":"b{i}","category":"bench","severity":"high","sent_us":{},"pad":"{padding}"}}"#,
-                now_micros()
-            );
-            let key = i.to_string();
-            loop {
-                // Keyed, so events spread over every partition.
-                let record = FutureRecord::<str, str>::to(TOPIC)
-                    .key(&key)
-                    .payload(&event);
-                match producer.send_result(record) {
-                    Ok(_) => break,
-                    // The local queue is full: let the broker catch up.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+    let scenarios = if args.scenarios.is_empty() {
+        vec![Scenario::Single]
+    } else {
+        args.scenarios.clone()
+    };
+    println!(
+        "hookline bench: {} round(s) of {} variant(s); run directory {}",
+        options.rounds,
+        options.variants.len(),
+        dir.path().display()
+    );
+    let mut runs: Vec<RunFigures> = Vec::new();
+    let mut failed = None;
+    for scenario in scenarios {
+        let result = match scenario {
+            Scenario::Latency => {
+                let mut spec = LatencySpec::default_rate();
+                spec.rate = args.rate;
+                spec.duration = args.duration;
+                spec.idle = args.idle;
+                spec.concurrency = args.concurrency;
+                if let Some(p) = args.partitions {
+                    spec.partitions = p;
                 }
+                latency::run(&harness, &spec, &options).await
+            }
+            _ => {
+                let mut spec = match scenario {
+                    Scenario::Batched => ThroughputSpec::batched(),
+                    Scenario::Large => ThroughputSpec::large(),
+                    Scenario::Divert => ThroughputSpec::divert(),
+                    _ => ThroughputSpec::single(),
+                };
+                spec.concurrency = args.concurrency;
+                spec.events = args.events.unwrap_or(spec.events);
+                spec.partitions = args.partitions.unwrap_or(spec.partitions);
+                throughput::run(&harness, &spec, &options).await
+            }
+        };
+        match result {
+            Ok(r) => runs.extend(r),
+            Err(e) => {
+                failed = Some(e);
+                break;
             }
         }
-        let _ = producer.flush(Timeout::After(Duration::from_secs(30)));
-    });
-
-    let done = receiver
-        .wait_until(args.timeout, |r| {
-            r.iter().filter(|r| r.status == 200).count() >= expected
-        })
-        .await;
-    let elapsed = started.elapsed();
-    produce.await?;
-    let mut lat = latencies.lock().expect("lock").clone();
-    lat.sort_unstable();
-    let delivered = lat.len();
-    println!(
-        "hookline bench: {} events x {} subscription(s){}, {} partitions, concurrency {}",
-        args.events,
-        args.subscriptions,
-        if args.blackhole {
-            " (s0 black-holed)"
-        } else {
-            ""
-        },
-        args.partitions,
-        args.concurrency
-    );
-    println!(
-        "  delivered      : {delivered} of {expected}{}",
-        if done { "" } else { " (TIMED OUT)" }
-    );
-    println!("  elapsed        : {:.2} s", elapsed.as_secs_f64());
-    println!(
-        "  throughput     : {:.0} deliveries/s, {:.0} per healthy subscription",
-        delivered as f64 / elapsed.as_secs_f64(),
-        delivered as f64 / healthy.max(1) as f64 / elapsed.as_secs_f64()
-    );
-    println!("  latency p50    : {:.1} ms", percentile(&lat, 0.50));
-    println!("  latency p99    : {:.1} ms", percentile(&lat, 0.99));
-    if let Some(mib) = peak_rss_mib() {
-        println!("  peak RSS       : {mib:.0} MiB (router, broker and receiver in one process)");
     }
-    running.stop();
-    running.wait().await;
-    Ok(if done {
+    println!("{}", summary(&runs));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&runs)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(e) = failed {
+        let kept = dir.keep();
+        eprintln!("hookline bench: the logs are kept in {}", kept.display());
+        return Err(e);
+    }
+    if args.keep || runs.iter().any(|r| !r.complete) {
+        println!("run directory kept: {}", dir.keep().display());
+    }
+    Ok(if runs.iter().all(|r| r.complete) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

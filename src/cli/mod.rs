@@ -1,10 +1,12 @@
 //! The `hookline` commands. `main.rs` only parses and calls [`main`].
 
 pub mod bench;
+pub mod broker;
 pub mod check;
 pub mod dev;
 pub mod health;
 pub mod receive;
+pub mod receiver;
 pub mod replay;
 pub mod run;
 pub mod test;
@@ -42,8 +44,13 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Re-inject dead-lettered events (by subscription, time range, reason).
     Replay(replay::ReplayArgs),
-    /// Push N events through the whole path to a local receiver; print throughput, latency, memory.
+    /// Benchmark: broker, receiver and router as separate processes; throughput, CPU, memory,
+    /// latency, and the same-run ceilings.
     Bench(bench::BenchArgs),
+    /// Run librdkafka's mock cluster as a process until SIGTERM; prints its bootstrap address.
+    Broker(broker::BrokerArgs),
+    /// Run a counting HTTP receiver with scripted per-path answers until SIGTERM (`GET /_stats`).
+    Receiver(receiver::ReceiverArgs),
     /// Validate a rules directory; prints `file:line:col: message` per problem, exit 1 if any.
     Check(check::CheckArgs),
     /// Dry-run rules against events, or run a routing test-cases file. No Kafka involved.
@@ -71,6 +78,14 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => {
             init_logging("warn");
             runtime()?.block_on(bench::run(args))
+        }
+        Command::Broker(args) => {
+            init_logging("warn");
+            runtime()?.block_on(broker::run(args))
+        }
+        Command::Receiver(args) => {
+            init_logging("warn");
+            runtime()?.block_on(receiver::run(args))
         }
         Command::Check(args) => check::run(args),
         Command::Test(args) => test::run(args),

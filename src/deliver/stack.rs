@@ -56,14 +56,16 @@ pub struct Stack {
     pub circuit: Arc<Circuit>,
 }
 
-/// Builds the stack for `sub` around `circuit` (kept by the lane across rebuilds, so a reload
-/// does not close an open circuit). Fails only if the HTTP client cannot be built (TLS
-/// material was checked at load time, so in practice not).
+/// Builds the stack for `sub` around `circuit` and `bucket` (kept by the lane across
+/// rebuilds, so a reload neither closes an open circuit nor refills the rate limit). Fails
+/// only if the HTTP client cannot be built (TLS material was checked at load time, so in
+/// practice not).
 pub fn build(
     sub: &SubscriptionSettings,
     guard: Arc<Guard>,
     observer: Observer,
     circuit: Arc<Circuit>,
+    bucket: Option<Arc<Bucket>>,
 ) -> Result<Stack, BuildError> {
     let config = &sub.config;
     let client = build_client(&sub.tls, guard.clone(), config.concurrency)?;
@@ -74,10 +76,6 @@ pub fn build(
         .circuit_state
         .with_label_values(&[observer.subscription()])
         .set(circuit.state().gauge());
-    let bucket = config
-        .rate_limit
-        .as_ref()
-        .map(|rl| Bucket::new(rl.per_second, rl.burst()));
 
     let service = ServiceBuilder::new()
         .concurrency_limit(config.concurrency)

@@ -41,11 +41,7 @@ impl DevBroker {
     /// The mock cluster does not answer the admin API's CreateTopics, so routers on it run
     /// with `kafka.create_topics = false` and are given their topics here.
     pub fn create_router_topics(&self, settings: &crate::config::Settings) -> KafkaResult<()> {
-        let mut topics = vec![settings.kafka.dead_letter_topic.clone()];
-        if let Some(schedule) = &settings.retry_schedule {
-            topics.extend(schedule.topics());
-        }
-        for topic in topics {
+        for topic in router_topics(settings) {
             // Already there is fine.
             let _ = self.create_topic(&topic, settings.kafka.topic_partitions);
         }
@@ -84,4 +80,13 @@ impl DevBroker {
             .map_err(|(e, _)| e)?;
         Ok((delivery.partition, delivery.offset))
     }
+}
+
+/// The topics a router with `settings` writes to: the dead-letter topic and the retry tiers.
+pub fn router_topics(settings: &crate::config::Settings) -> Vec<String> {
+    let mut topics = vec![settings.kafka.dead_letter_topic.clone()];
+    if let Some(schedule) = &settings.retry_schedule {
+        topics.extend(schedule.topics());
+    }
+    topics
 }

@@ -106,7 +106,7 @@ pub async fn replay(
         .ok_or(ReplayError::NoRetryTopic)?;
     let first_tier = schedule.first_topic().ok_or(ReplayError::NoRetryTopic)?;
     let client = settings.kafka.client_config();
-    let producer: FutureProducer = client.clone().set("acks", "all").create()?;
+    let producer: FutureProducer = settings.kafka.producer_config().create()?;
     let writer = RetryWriter::new_for_replay(producer.clone(), schedule);
     let consumer: StreamConsumer = client
         .clone()

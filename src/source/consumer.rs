@@ -78,6 +78,38 @@ const OWNED_OPTIONS: &[(&str, &str)] = &[
     ("enable.partition.eof", "false"),
 ];
 
+/// Source-consumer settings hookline chooses unless `kafka.options` sets them (measured in
+/// docs/performance.md; documented in docs/configuration.md).
+pub const SOURCE_DEFAULTS: &[(&str, &str)] = &[
+    // A broker that answers a waiting fetch only when the wait is over (librdkafka's mock
+    // cluster, tansu) adds up to this much latency; Apache Kafka answers as soon as data
+    // arrives, so there it only sets how often an idle consumer asks (librdkafka: 500).
+    ("fetch.wait.max.ms", "5"),
+    // The prefetch queue: what librdkafka reads ahead of the router. Its defaults (100,000
+    // messages, 64 MiB) held most of the router's memory and bought no speed.
+    ("queued.min.messages", "5000"),
+    ("queued.max.messages.kbytes", "8192"),
+    // Past those bounds librdkafka stops fetching a partition for this long (1 s by default,
+    // which stalled a router that drains the queue in milliseconds: batched delivery ran at
+    // 40% of the speed it reaches with 10 ms).
+    ("fetch.queue.backoff.ms", "10"),
+    // One fetch response at most (50 MiB by default): what the first fetch of a backlog reads
+    // at once, on top of the queue.
+    ("fetch.max.bytes", "2097152"),
+];
+
+/// Settings of the retry-tier readers, whatever `kafka.options` says. Their records are due
+/// seconds to hours after they were written, so waiting for data costs nothing, and each
+/// reader keeps only a small prefetch queue: a tier's backlog waits in Kafka, not in memory.
+const TIER_READER_OPTIONS: &[(&str, &str)] = &[
+    ("fetch.wait.max.ms", "500"),
+    ("queued.min.messages", "1000"),
+    ("queued.max.messages.kbytes", "1024"),
+    // Past those bounds librdkafka pauses fetching a partition this long (1 s by default):
+    // short enough that a tier full of due records is still read quickly.
+    ("fetch.queue.backoff.ms", "100"),
+];
+
 /// The librdkafka configuration for the source consumer.
 pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -88,6 +120,9 @@ pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
         // already waiting when it was first deployed.
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000");
+    for (key, value) in SOURCE_DEFAULTS {
+        config.set(*key, *value);
+    }
     for (key, value) in &kafka.options {
         config.set(key, value);
     }
@@ -135,6 +170,17 @@ impl Drop for ClosingConsumer {
             }
         }
     }
+}
+
+/// The librdkafka configuration for a retry-tier reader in consumer group `group`: the
+/// source consumer's, with [`TIER_READER_OPTIONS`] on top.
+pub fn tier_reader_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
+    let mut config = consumer_config(kafka);
+    config.set("group.id", group);
+    for (key, value) in TIER_READER_OPTIONS {
+        config.set(*key, *value);
+    }
+    config
 }
 
 /// The consumer and its offset state.
@@ -397,4 +443,51 @@ async fn commit(consumer: &Arc<ClosingConsumer>, offsets: &Offsets) {
         consumer.context().record_commit(&result, &commits);
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(config: &ClientConfig, key: &str) -> Option<String> {
+        config.get(key).map(str::to_string)
+    }
+
+    #[test]
+    fn source_defaults_yield_to_configured_options() {
+        let mut kafka = KafkaConfig::default();
+        let config = consumer_config(&kafka);
+        assert_eq!(get(&config, "fetch.wait.max.ms").as_deref(), Some("5"));
+        assert_eq!(
+            get(&config, "queued.max.messages.kbytes").as_deref(),
+            Some("8192")
+        );
+        kafka
+            .options
+            .insert("fetch.wait.max.ms".into(), "500".into());
+        kafka
+            .options
+            .insert("enable.auto.commit".into(), "true".into());
+        let config = consumer_config(&kafka);
+        assert_eq!(get(&config, "fetch.wait.max.ms").as_deref(), Some("500"));
+        // Owned options are not the user's to change.
+        assert_eq!(get(&config, "enable.auto.commit").as_deref(), Some("false"));
+    }
+
+    #[test]
+    fn tier_readers_wait_and_keep_little_whatever_the_options() {
+        let mut kafka = KafkaConfig::default();
+        kafka.options.insert("fetch.wait.max.ms".into(), "1".into());
+        kafka
+            .options
+            .insert("security.protocol".into(), "SSL".into());
+        let config = tier_reader_config(&kafka, "hookline.retry");
+        assert_eq!(get(&config, "group.id").as_deref(), Some("hookline.retry"));
+        assert_eq!(get(&config, "fetch.wait.max.ms").as_deref(), Some("500"));
+        assert_eq!(
+            get(&config, "queued.max.messages.kbytes").as_deref(),
+            Some("1024")
+        );
+        assert_eq!(get(&config, "security.protocol").as_deref(), Some("SSL"));
+    }
 }

@@ -28,8 +28,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::breaker::Circuit;
+use super::config::RateLimitConfig;
 use super::events::{CircuitState, Observer};
 use super::queue::{PushError, Queue};
+use super::rate_limit::Bucket;
 use super::ssrf::Guard;
 use super::{
     Divert, Job, JobFrom, Spill, SpillCause, SubscriptionSettings, SubscriptionStatus, Written,
@@ -81,6 +83,9 @@ pub(super) struct Inner {
     /// Kept across stack rebuilds (a reload does not close an open circuit); replaced only
     /// when the breaker's own settings change.
     pub circuit: Mutex<Arc<Circuit>>,
+    /// The rate limit's bucket, kept across stack rebuilds like the circuit; replaced only
+    /// when `rate_limit` changes.
+    pub bucket: Mutex<(Option<RateLimitConfig>, Option<Arc<Bucket>>)>,
     /// The circuit's state as transitions report it, for the task and the backlog reader.
     pub circuit_state: Arc<watch::Sender<CircuitState>>,
     pub ledger: Arc<SpillLedger>,
@@ -134,6 +139,7 @@ impl Lane {
                 settings: settings_tx,
                 observer,
                 circuit: Mutex::new(circuit),
+                bucket: Mutex::new((None, None)),
                 circuit_state,
                 ledger: Arc::default(),
                 order: tokio::sync::Mutex::new(()),

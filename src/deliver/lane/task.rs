@@ -24,6 +24,7 @@ use super::super::batch::{Batch, Batcher};
 use super::super::breaker::Circuit;
 use super::super::client::{self, chain};
 use super::super::events::{CircuitState, Observer};
+use super::super::rate_limit::Bucket;
 use super::super::request::Response;
 use super::super::stack::{self, Stack};
 use super::super::{Job, JobFrom, SpillCause, SubscriptionSettings, SubscriptionStatus};
@@ -108,11 +109,23 @@ impl Lane {
             }
             current.clone()
         };
+        let bucket = {
+            let mut current = self.inner.bucket.lock().expect("bucket lock");
+            let wanted = &settings.config.rate_limit;
+            if current.0 != *wanted {
+                let bucket = wanted
+                    .as_ref()
+                    .map(|rl| Arc::new(Bucket::new(rl.per_second, rl.burst())));
+                *current = (wanted.clone(), bucket);
+            }
+            current.1.clone()
+        };
         stack::build(
             settings,
             self.inner.shared.guard.clone(),
             self.inner.observer.clone(),
             circuit,
+            bucket,
         )
     }
 

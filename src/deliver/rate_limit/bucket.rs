@@ -17,13 +17,17 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// `per_second` tokens per second, at most `burst` at once. Starts full.
+    /// `per_second` tokens per second, at most `burst` at once. Starts empty: the first
+    /// token comes one interval from now, and the bucket fills from there while idle. So a
+    /// restart (even a crash loop) or a subscription moving to another instance of a fleet
+    /// never sends a burst on top of what was just sent.
     pub fn new(per_second: f64, burst: u32) -> Self {
         let interval = Duration::from_secs_f64(1.0 / per_second);
+        let tolerance = interval.saturating_mul(burst.max(1) - 1);
         Bucket {
             interval,
-            tolerance: interval.saturating_mul(burst.max(1) - 1),
-            tat: Mutex::new(None),
+            tolerance,
+            tat: Mutex::new(Some(Instant::now() + interval + tolerance)),
         }
     }
 
@@ -45,9 +49,17 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn burst_then_sustained_rate() {
+    async fn starts_empty_then_bursts_only_after_idling() {
         let bucket = Bucket::new(10.0, 3);
-        let t0 = Instant::now();
+        let start = Instant::now();
+        let first = bucket.try_acquire(start).unwrap_err();
+        assert_eq!(
+            first - start,
+            Duration::from_millis(100),
+            "no burst at start"
+        );
+        // Idle long enough to fill: then a burst.
+        let t0 = start + Duration::from_secs(1);
         for _ in 0..3 {
             assert!(bucket.try_acquire(t0).is_ok());
         }

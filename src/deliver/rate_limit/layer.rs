@@ -16,11 +16,8 @@ pub struct RateLimitLayer {
 
 impl RateLimitLayer {
     /// A layer taking tokens from `bucket` (`None`: no limit), reporting waits to `observer`.
-    pub fn new(bucket: Option<Bucket>, observer: Option<Observer>) -> Self {
-        RateLimitLayer {
-            bucket: bucket.map(Arc::new),
-            observer,
-        }
+    pub fn new(bucket: Option<Arc<Bucket>>, observer: Option<Observer>) -> Self {
+        RateLimitLayer { bucket, observer }
     }
 }
 

@@ -91,7 +91,7 @@ mod tests {
     async fn holds_the_rate_over_a_sustained_run() {
         let metrics = crate::metrics::Metrics::new();
         let observer = Observer::new("s".into(), metrics.clone());
-        let layer = RateLimitLayer::new(Some(Bucket::new(50.0, 10)), Some(observer));
+        let layer = RateLimitLayer::new(Some(Arc::new(Bucket::new(50.0, 10))), Some(observer));
         let mut svc = layer.layer(tower::service_fn(|()| async {
             Ok::<_, ()>(Instant::now())
         }));
@@ -100,9 +100,9 @@ mod tests {
         for _ in 0..1000 {
             times.push(svc.ready().await.unwrap().call(()).await.unwrap());
         }
-        // The first `burst` go at once, then one every 20 ms: (1000 - 10) / 50 s.
+        // The bucket starts empty: one every 20 ms from the start, 1000 / 50 s.
         let elapsed = times.last().unwrap().duration_since(start);
-        assert_eq!(elapsed, Duration::from_millis(19_800));
+        assert_eq!(elapsed, Duration::from_millis(20_000));
         // No one-second window anywhere holds more than per_second + burst.
         for (i, t) in times.iter().enumerate() {
             let in_window = times[i..]
@@ -111,10 +111,10 @@ mod tests {
                 .count();
             assert!(in_window <= 60, "{in_window} requests in one second");
         }
-        // Past the burst, the rate measured over the run is R within 1%.
-        let rate = 990.0 / elapsed.as_secs_f64();
+        // The rate measured over the run is R within 1%.
+        let rate = 1000.0 / elapsed.as_secs_f64();
         assert!((rate - 50.0).abs() / 50.0 < 0.01, "rate {rate}");
-        assert_eq!(metrics.rate_limited.with_label_values(&["s"]).get(), 990);
+        assert_eq!(metrics.rate_limited.with_label_values(&["s"]).get(), 1000);
     }
 
     #[tokio::test(start_paused = true)]
