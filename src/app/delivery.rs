@@ -30,7 +30,10 @@ pub(super) struct Delivery {
 fn producer_config(settings: &Settings) -> ClientConfig {
     let mut config = settings.kafka.client_config();
     // Every acknowledged record must be on all in-sync replicas before its offset settles.
-    config.set("acks", "all");
+    config.set("acks", "all").set(
+        "message.max.bytes",
+        crate::produce::record_limit(settings.kafka.max_message_bytes).to_string(),
+    );
     config
 }
 
