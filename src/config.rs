@@ -59,8 +59,39 @@ pub struct KafkaConfig {
     /// Messages read but not yet settled, at most; the consumer waits beyond it.
     pub max_inflight_messages: usize,
     /// Passed to librdkafka as is (SASL, TLS, ...). `_` in a key is read as `.`, so
-    /// `HOOKLINE_KAFKA__OPTIONS__SECURITY_PROTOCOL` sets `security.protocol`.
+    /// `HOOKLINE_KAFKA__OPTIONS__SECURITY_PROTOCOL` sets `security.protocol`. Numbers and
+    /// booleans are taken as written (`session.timeout.ms = 6000`).
+    #[serde(deserialize_with = "scalars_as_strings")]
     pub options: BTreeMap<String, String>,
+}
+
+/// librdkafka takes every option as text; TOML and the environment (`..._MS=6000`) give
+/// numbers and booleans too.
+fn scalars_as_strings<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let map = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::Text(s) => s,
+                Scalar::Integer(n) => n.to_string(),
+                Scalar::Float(n) => n.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
 }
 
 impl Default for KafkaConfig {
@@ -452,12 +483,22 @@ mod tests {
             )?;
             jail.set_env("HOOKLINE_KAFKA__GROUP_ID", "from-env");
             jail.set_env("HOOKLINE_KAFKA__OPTIONS__SASL_MECHANISM", "PLAIN");
+            jail.set_env("HOOKLINE_KAFKA__OPTIONS__SESSION_TIMEOUT_MS", "6000");
+            jail.set_env(
+                "HOOKLINE_KAFKA__OPTIONS__ENABLE_SSL_CERTIFICATE_VERIFICATION",
+                "true",
+            );
             jail.set_env("HOOKLINE_LOG", "debug"); // not configuration: ignored
             let s = Config::load(Some(Path::new("custom.toml"))).unwrap();
             assert_eq!(s.kafka.brokers, "a:1");
             assert_eq!(s.kafka.group_id, "from-env");
             assert_eq!(s.kafka.options["security.protocol"], "SSL");
             assert_eq!(s.kafka.options["sasl.mechanism"], "PLAIN");
+            assert_eq!(s.kafka.options["session.timeout.ms"], "6000");
+            assert_eq!(
+                s.kafka.options["enable.ssl.certificate.verification"],
+                "true"
+            );
             Ok(())
         });
     }
