@@ -228,6 +228,43 @@ pub fn records_in(bootstrap: &str, topic: &str) -> i64 {
         .sum()
 }
 
+/// Records in `topic` that consumer group `group` has not committed yet (every partition).
+pub fn waiting(bootstrap: &str, topic: &str, group: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+        return 0;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+    }
+    let Ok(committed) = consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) else {
+        return 0;
+    };
+    tpl.elements()
+        .iter()
+        .map(|e| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, e.partition(), Duration::from_secs(10))
+                .unwrap_or((0, 0));
+            let done = match committed
+                .find_partition(topic, e.partition())
+                .map(|c| c.offset())
+            {
+                Some(Offset::Offset(o)) => o.max(low),
+                _ => low,
+            };
+            (high - done).max(0)
+        })
+        .sum()
+}
+
 /// One record of the dead-letter topic (or any topic read with [`read_topic`]).
 #[derive(Debug, Clone)]
 pub struct DeadLetterRecord {

@@ -5,7 +5,7 @@
 //! and how many duplicates arrived.
 //!
 //! Sizes come from the environment so CI runs a bounded variant and a longer run is one
-//! command (docs/operations.md, "The fault suite"): `HOOKLINE_FAULTS_EVENTS` (events per
+//! command (docs/testing.md, "The fault suite"): `HOOKLINE_FAULTS_EVENTS` (events per
 //! scenario, default 1200), `HOOKLINE_FAULTS_KILLS` (SIGKILLs in the crash loop, default 10),
 //! `HOOKLINE_FAULTS_SEED` (random moments; printed, so a failure can be replayed).
 
@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::common::fixtures::{ids, rules, TOPIC};
 use crate::common::process::{RouterCommand, RouterProcess};
 use crate::common::wait::{eventually_async, scaled};
-use crate::common::{Harness, DLQ};
+use crate::common::{waiting, Harness, DLQ};
 
 /// Source partitions: at least as many as instances, so each holds some.
 pub const PARTITIONS: i32 = 6;
@@ -44,7 +44,7 @@ subscriptions:
     url: "{receiver}/slow"
     concurrency: 2
     queue: 32
-    rate_limit: { per_second: 60 }
+    rate_limit: { per_second: 30 }
   - id: dedup
     url: "{receiver}/dedup"
     concurrency: 1
@@ -145,9 +145,26 @@ impl World {
         );
     }
 
+    /// Events waiting in the slow subscription's backlog and in the retry tiers (written,
+    /// not yet committed by their readers).
+    pub fn waiting(&self) -> (i64, i64) {
+        let bootstrap = self.h.broker.bootstrap_servers();
+        let backlog = waiting(&bootstrap, "hookline.sub.slow", "faults.backlog");
+        let retries = ["1s", "2s", "3s", "5s"]
+            .iter()
+            .map(|d| waiting(&bootstrap, &format!("hookline.retry.{d}"), "faults.retry"))
+            .sum();
+        (backlog, retries)
+    }
+
     /// Starts a `hookline run` of the group.
     pub fn router(&self) -> RouterProcess {
         RouterCommand::new(&self.h, GROUP)
+            .env(
+                "HOOKLINE_LOG",
+                // The faults make routers log errors by design; quiet unless asked.
+                std::env::var("HOOKLINE_TEST_ROUTER_LOG").unwrap_or_else(|_| "off".into()),
+            )
             .env("HOOKLINE_DELIVERY__RETRY_SCHEDULE", SCHEDULE)
             .env(
                 "HOOKLINE_DELIVERY__SHUTDOWN_GRACE",
@@ -344,7 +361,7 @@ async fn send(producer: &rdkafka::producer::FutureProducer, partition: i32, payl
         match producer.send(record, Duration::from_secs(30)).await {
             Ok(_) => return,
             Err((e, _)) => {
-                if FAILURES.fetch_add(1, Ordering::Relaxed) % 50 == 0 {
+                if FAILURES.fetch_add(1, Ordering::Relaxed).is_multiple_of(50) {
                     println!("producing an event failed ({e}); retrying");
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
