@@ -392,3 +392,112 @@ routes:
         "the record that was not dead-lettered was committed ({committed})"
     );
 }
+
+/// Hole 2 (b): a reload that adds a subscription starts its lane before the rules naming it go
+/// live, so no event is routed to a subscription without a lane (and settled as dropped).
+/// On a single-threaded runtime nothing else runs between the swap and the check.
+#[tokio::test(flavor = "current_thread")]
+async fn hole_2b_a_new_subscriptions_lane_exists_before_its_rules_go_live() {
+    let h = Harness::builder()
+        .topic(TOPIC, 1)
+        .rules(&rules(
+            r#"
+subscriptions:
+  - id: first
+    url: "{receiver}/first"
+routes:
+  - id: all
+    to: [first]
+"#,
+        ))
+        .build()
+        .await;
+    let running = h.start(h.settings("hole2b")).await;
+    h.write_rules(&rules(
+        r#"
+subscriptions:
+  - id: first
+    url: "{receiver}/first"
+  - id: late
+    url: "{receiver}/late"
+routes:
+  - id: all
+    to: [first, late]
+"#,
+    ));
+    let rules = hookline::rules::RuleSet::load_dir(h.rules.path()).expect("rules");
+    running.router.replace(rules);
+    // No await since the swap: only what the swap itself did has happened.
+    let metrics = running.metrics.render();
+    assert!(
+        metrics.contains("hookline_queue_depth{subscription=\"late\"}"),
+        "the rules went live before the new subscription's lane existed"
+    );
+    running.stop();
+    running.wait().await;
+}
+
+/// Hole 7: a reload that leaves a subscription unchanged keeps its circuit open (it used to
+/// build a new, closed one, and the dead receiver got requests again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_7_a_reload_keeps_an_unchanged_subscriptions_open_circuit() {
+    let down = r#"
+subscriptions:
+  - id: down
+    url: "{receiver}/down"
+    retry: { attempts: 1 }
+    breaker: { consecutive_failures: 2, open_for: 1h }
+"#;
+    let h = Harness::builder()
+        .topic(TOPIC, 1)
+        .rules(&rules(&format!(
+            "{down}routes:\n  - id: all\n    to: [down]\n"
+        )))
+        .build()
+        .await;
+    h.receiver.respond("/down", |_| Respond::status(503));
+    let running = h.start(h.settings("hole7")).await;
+    for i in 0..3 {
+        h.produce_json(TOPIC, 0, &event(&format!("d{i}"), "alert"))
+            .await;
+    }
+    let open = |running: &hookline::app::Running| {
+        running
+            .metrics
+            .render()
+            .contains("hookline_circuit_state{subscription=\"down\"} 2")
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || open(&running)).await,
+        "the circuit opened"
+    );
+    let before = h.receiver.requests_to("/down").len();
+    // Reload: `down` unchanged, another subscription added.
+    h.write_rules(&rules(&format!(
+        "{down}  - id: other\n    url: \"{{receiver}}/other\"\nroutes:\n  - id: all\n    to: [down, other]\n"
+    )));
+    hookline::rules::reload::reload_now(h.rules.path(), &running.router, &running.metrics)
+        .await
+        .expect("reload");
+    h.produce_json(TOPIC, 0, &event("after", "alert")).await;
+    assert!(
+        h.receiver
+            .wait_until(Duration::from_secs(60), |r| r
+                .iter()
+                .any(|r| r.path == "/other"))
+            .await,
+        "the event after the reload was routed"
+    );
+    assert!(
+        common::holds_for(Duration::from_secs(1), || h
+            .receiver
+            .requests_to("/down")
+            .len()
+            == before)
+        .await,
+        "the open circuit was reset by the reload: the dead receiver got requests"
+    );
+    assert!(open(&running), "the circuit is still open");
+    running.stop();
+    running.wait().await;
+}
