@@ -18,35 +18,64 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::json;
 
 /// A gate for a receiver path: requests hang until it is opened, then are answered at once.
-struct Gate(Arc<AtomicBool>, Arc<AtomicBool>);
+/// Only requests answered at once count as delivered: a hanging request whose client went
+/// away would still be answered (and recorded) by the receiver when its ten minutes are up.
+struct Gate {
+    open: Arc<AtomicBool>,
+    reached: Arc<AtomicBool>,
+    delivered: Arc<std::sync::atomic::AtomicUsize>,
+}
 
 impl Gate {
-    /// `path` hangs (for a minute) until [`Gate::open`]; [`Gate::reached`] tells whether a
-    /// request arrived.
+    /// `path` hangs (for ten minutes) until [`Gate::open`].
     fn install(h: &Harness, path: &str) -> Gate {
-        let (open, reached) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
+        let gate = Gate {
+            open: Arc::default(),
+            reached: Arc::default(),
+            delivered: Arc::default(),
+        };
+        let (open, reached, delivered) = (
+            gate.open.clone(),
+            gate.reached.clone(),
+            gate.delivered.clone(),
         );
-        let (o, r) = (open.clone(), reached.clone());
         h.receiver.respond(path, move |_| {
-            r.store(true, Ordering::SeqCst);
-            if o.load(Ordering::SeqCst) {
+            reached.store(true, Ordering::SeqCst);
+            if open.load(Ordering::SeqCst) {
+                delivered.fetch_add(1, Ordering::SeqCst);
                 Respond::ok()
             } else {
-                Respond::ok().after(Duration::from_secs(60))
+                Respond::ok().after(Duration::from_secs(600))
             }
         });
-        Gate(open, reached)
+        gate
     }
 
+    /// A request arrived.
     fn reached(&self) -> bool {
-        self.1.load(Ordering::SeqCst)
+        self.reached.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered after the gate opened.
+    fn delivered(&self) -> usize {
+        self.delivered.load(Ordering::SeqCst)
     }
 
     fn open(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.open.store(true, Ordering::SeqCst);
     }
+}
+
+/// The mock cluster settles a group's join after about a session timeout (librdkafka's
+/// default is 45 s): keep it short where instances come and go.
+fn short_sessions(mut config: hookline::config::Config) -> hookline::config::Config {
+    for (key, value) in [
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "1000"),
+    ] {
+        config.kafka.options.insert(key.into(), value.into());
+    }
+    config
 }
 
 fn consumed(running: &hookline::app::Running) -> f64 {
@@ -81,7 +110,7 @@ routes:
     let settings = |h: &Harness| {
         let mut config = h.config("hole1");
         config.delivery.shutdown_grace = Duration::from_millis(500);
-        h.finish(config)
+        h.finish(short_sessions(config))
     };
     let a = h.start(settings(&h)).await;
     h.produce_json(TOPIC, 0, &event("e", "alert")).await;
@@ -111,15 +140,106 @@ routes:
     gate.open();
     let c = h.start(settings(&h)).await;
     assert!(
-        h.receiver
-            .wait_until(Duration::from_secs(60), |r| r
-                .iter()
-                .any(|r| r.path == "/once" && r.status == 200))
-            .await,
+        eventually(Duration::from_secs(45), || gate.delivered() >= 1).await,
         "the event was lost: its redelivery was suppressed as a repeat of itself"
     );
     c.stop();
     c.wait().await;
+}
+
+/// Hole 2 (a): deliveries handed back from a retry tier wait for room in a full queue; a stop
+/// then must leave them unsettled (read again after the restart), never settle them as
+/// dropped (which let the final commit pass them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_2a_a_stop_never_settles_a_waiting_delivery_as_dropped() {
+    let h = Harness::builder()
+        .topic(TOPIC, 1)
+        .rules(&rules(
+            r#"
+subscriptions:
+  - id: hang
+    url: "{receiver}/hang"
+    timeout: 90s
+    concurrency: 1
+    queue: 1
+    retry: { attempts: 1 }
+    breaker: { enabled: false }
+routes:
+  - id: all
+    to: [hang]
+"#,
+        ))
+        .build()
+        .await;
+    let gate = Gate::install(&h, "/hang");
+    let settings = |h: &Harness| {
+        let mut config = h.config("hole2a");
+        config.delivery.shutdown_grace = Duration::from_millis(500);
+        h.finish(short_sessions(config))
+    };
+    let first = settings(&h);
+    let tier = first
+        .retry_schedule
+        .as_ref()
+        .and_then(|s| s.first_topic())
+        .expect("a retry tier");
+    let running = h.start(first).await;
+    const N: i64 = 5;
+    for offset in 0..N {
+        let origin = hookline::event::Origin {
+            topic: TOPIC.into(),
+            partition: 0,
+            offset,
+            index: 0,
+        };
+        let record = json!({
+            "subscription": "hang",
+            "webhook_id": hookline::event::webhook_id(&origin, "hang"),
+            "event_type": "alert",
+            "round": 1,
+            "due_ms": 0,
+            "event": {"id": format!("r{offset}")},
+            "body": {"id": format!("r{offset}")},
+            "origin": {"topic": TOPIC, "partition": 0, "offset": offset, "index": 0},
+            "received_at": "2026-11-01T00:00:00Z",
+            "last_error": "receiver answered 503",
+            "last_status": 503
+        });
+        h.produce_json(&tier, 0, &record).await;
+    }
+    // One in flight, one queued, the others handed over while the queue is full.
+    assert!(eventually(Duration::from_secs(60), || gate.reached()).await);
+    let submitted = |running: &hookline::app::Running| {
+        metric_sum(
+            &running.metrics.render(),
+            "hookline_deliveries_submitted_total{subscription=\"hang\"}",
+        )
+    };
+    let _ = eventually(Duration::from_secs(20), || submitted(&running) >= 3.0).await;
+    running.stop();
+    running.wait().await;
+
+    gate.open();
+    let again = h.start(settings(&h)).await;
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let ids: std::collections::BTreeSet<String> = common::fixtures::ids(
+                &h.receiver
+                    .requests_to("/hang")
+                    .into_iter()
+                    .filter(|r| r.status == 200)
+                    .collect::<Vec<_>>(),
+            )
+            .into_iter()
+            .collect();
+            (0..N).all(|i| ids.contains(&format!("r{i}")))
+        })
+        .await,
+        "deliveries waiting at the stop were settled as dropped: {:?}",
+        common::fixtures::ids(&h.receiver.requests_to("/hang"))
+    );
+    again.stop();
+    again.wait().await;
 }
 
 /// Hole 2 (c): a retry-tier record hookline could not have written (a `webhook-id` with a

@@ -12,13 +12,9 @@ use serde_json::json;
 
 const TOPIC: &str = "events";
 
-const RULES: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+const RULES: &str = concat!(
+    events_source!(),
+    r#"
 subscriptions:
   - id: auth-team
     url: "{receiver}/auth"
@@ -37,7 +33,8 @@ routes:
   - id: never
     match: { category: never-sent }
     to: [nobody]
-"#;
+"#
+);
 
 fn ids(requests: &[hookline::dev::receiver::Recorded]) -> Vec<String> {
     requests

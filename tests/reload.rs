@@ -14,14 +14,8 @@ const PARTITIONS: i32 = 3;
 const EVENTS: usize = 600;
 
 fn rules(sub: &str, path: &str) -> String {
-    format!(
+    common::fixtures::rules(&format!(
         r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
 subscriptions:
   - id: {sub}
     url: "{{receiver}}{path}"
@@ -29,7 +23,7 @@ routes:
   - id: route-{sub}
     to: [{sub}]
 "#
-    )
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

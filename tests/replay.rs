@@ -13,13 +13,9 @@ use serde_json::json;
 
 const TOPIC: &str = "events";
 
-const RULES: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+const RULES: &str = concat!(
+    events_source!(),
+    r#"
 subscriptions:
   - id: picky
     url: "{receiver}/picky"
@@ -32,7 +28,8 @@ routes:
   - id: other
     match: { category: o }
     to: [other]
-"#;
+"#
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_sends_dead_letters_back_to_their_subscription_only() {

@@ -17,13 +17,9 @@ use std::sync::Arc;
 const TOPIC: &str = "events";
 
 fn rules() -> &'static str {
-    r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+    concat!(
+        events_source!(),
+        r#"
 subscriptions:
   - id: flaky
     url: "{receiver}/flaky"
@@ -45,6 +41,7 @@ routes:
     match: { category: both }
     to: [down, up]
 "#
+    )
 }
 
 fn settings(h: &Harness, group: &str, schedule: &[&str]) -> hookline::config::Settings {

@@ -8,15 +8,24 @@ use serde_json::{json, Value};
 pub const TOPIC: &str = "events";
 
 /// The source every rule file of the tests starts with: topic `events`, category, severity
-/// and event id read from the fields of the same names.
-pub const EVENTS_SOURCE: &str = r#"
+/// and event id read from the fields of the same names. A macro, so rule files that are
+/// constants can start with it: `concat!(events_source!(), r#"subscriptions: ..."#)`.
+#[macro_export]
+macro_rules! events_source {
+    () => {
+        "
 sources:
   - id: test
     topics: [events]
     category: category
     severity: severity
     event_id: id
-"#;
+"
+    };
+}
+
+/// [`events_source!`] as a constant.
+pub const EVENTS_SOURCE: &str = events_source!();
 
 /// A rule file: [`EVENTS_SOURCE`] followed by `rest` (subscriptions and routes; `{receiver}`
 /// stands for the receiver's URL).
