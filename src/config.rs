@@ -164,6 +164,12 @@ impl KafkaConfig {
         }
         // Every acknowledged record must be on all in-sync replicas before its offset settles.
         config.set("acks", "all");
+        // A dead letter or retry record carries the event (and a rendered body): room for
+        // both; a record the broker still refuses takes the fallbacks of `crate::produce`.
+        if !self.options.contains_key("message.max.bytes") {
+            let limit = crate::produce::record_limit(self.max_message_bytes);
+            config.set("message.max.bytes", limit.to_string());
+        }
         config
     }
 }
@@ -517,12 +523,22 @@ mod tests {
             )?;
             jail.set_env("HOOKLINE_KAFKA__GROUP_ID", "from-env");
             jail.set_env("HOOKLINE_KAFKA__OPTIONS__SASL_MECHANISM", "PLAIN");
+            jail.set_env("HOOKLINE_KAFKA__OPTIONS__SESSION_TIMEOUT_MS", "6000");
+            jail.set_env(
+                "HOOKLINE_KAFKA__OPTIONS__ENABLE_SSL_CERTIFICATE_VERIFICATION",
+                "true",
+            );
             jail.set_env("HOOKLINE_LOG", "debug"); // not configuration: ignored
             let s = Config::load(Some(Path::new("custom.toml"))).unwrap();
             assert_eq!(s.kafka.brokers, "a:1");
             assert_eq!(s.kafka.group_id, "from-env");
             assert_eq!(s.kafka.options["security.protocol"], "SSL");
             assert_eq!(s.kafka.options["sasl.mechanism"], "PLAIN");
+            assert_eq!(s.kafka.options["session.timeout.ms"], "6000");
+            assert_eq!(
+                s.kafka.options["enable.ssl.certificate.verification"],
+                "true"
+            );
             Ok(())
         });
     }

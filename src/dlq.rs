@@ -34,6 +34,10 @@ pub mod headers {
     pub const STATUS: &str = "hookline-status";
     /// RFC 3339 time of the failure.
     pub const FAILED_AT: &str = "hookline-failed-at";
+    /// Present when Kafka refused the whole record and it was written without its payload:
+    /// the payload's size in bytes. The event is still in its source topic at the offset the
+    /// other headers name.
+    pub const TRUNCATED: &str = "hookline-truncated";
 }
 
 /// Why an event was dead-lettered.
@@ -57,6 +61,8 @@ pub enum Reason {
     Refused,
     /// Kafka refused the event's backlog record (too large, not authorised).
     BacklogWriteFailed,
+    /// Kafka refused the event's retry-tier record (too large, not authorised).
+    RetryWriteFailed,
     /// The event waited in the backlog of a subscription that no rule set has any more.
     SubscriptionRemoved,
     /// A record read back from hookline's own backlog or retry topics was unreadable.
@@ -76,6 +82,7 @@ impl Reason {
             Reason::RetryScheduleExhausted => "retry-schedule-exhausted",
             Reason::Refused => "refused",
             Reason::BacklogWriteFailed => "backlog-write-failed",
+            Reason::RetryWriteFailed => "retry-write-failed",
             Reason::SubscriptionRemoved => "subscription-removed",
             Reason::InvalidRecord => "invalid-record",
         }
@@ -187,6 +194,13 @@ pub struct WriteError {
     source: rdkafka::error::KafkaError,
 }
 
+impl WriteError {
+    /// Kafka will refuse this record every time (see [`crate::produce::is_permanent`]).
+    pub fn is_permanent(&self) -> bool {
+        crate::produce::is_permanent(&self.source)
+    }
+}
+
 /// Produces dead letters to one topic. Cheap to clone.
 #[derive(Clone)]
 pub struct DeadLetterProducer {
@@ -210,12 +224,30 @@ impl DeadLetterProducer {
 
     /// Writes one record and waits for the broker's acknowledgement.
     pub async fn write(&self, letter: &DeadLetter) -> Result<(), WriteError> {
+        self.send(letter, &letter.payload, letter.headers()).await
+    }
+
+    /// The fallback for a record Kafka refuses for good: the same headers (origin, reason,
+    /// subscription, id) with an empty payload and [`headers::TRUNCATED`] giving its size.
+    /// The event can be read again from its source at the origin's offset.
+    pub async fn write_truncated(&self, letter: &DeadLetter) -> Result<(), WriteError> {
+        let size = letter.payload.len().to_string();
+        let headers = letter.headers().insert(header(headers::TRUNCATED, &size));
+        self.send(letter, &[], headers).await
+    }
+
+    async fn send(
+        &self,
+        letter: &DeadLetter,
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<(), WriteError> {
         // Keyed by origin so a dead-lettered event's records stay in order on one partition.
         let key = letter.origin.key();
         let record = FutureRecord::to(&self.topic)
             .key(&key)
-            .payload(&letter.payload)
-            .headers(letter.headers());
+            .payload(payload)
+            .headers(headers);
         self.producer
             .send(record, Timeout::After(Duration::from_secs(30)))
             .await

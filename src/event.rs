@@ -84,6 +84,17 @@ pub fn webhook_id(origin: &Origin, subscription: &str) -> String {
     id
 }
 
+/// Whether `id` has the shape of a delivery id hookline makes (`msg_` and up to 124 letters,
+/// digits or `_`). Ids read back from Kafka (backlog and retry records, dead-letter headers)
+/// are checked with it: they end up in HTTP and Kafka headers, so a control character or a
+/// newline must never get through.
+pub fn is_webhook_id(id: &str) -> bool {
+    id.starts_with("msg_")
+        && id.len() > 4
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +114,21 @@ mod tests {
         assert_ne!(webhook_id(&origin(5), "a"), webhook_id(&origin(5), "b"));
         assert_ne!(webhook_id(&origin(5), "a"), webhook_id(&origin(6), "a"));
         assert!(webhook_id(&origin(5), "a").starts_with("msg_"));
+        assert!(is_webhook_id(&webhook_id(&origin(5), "a")));
+    }
+
+    #[test]
+    fn only_hookline_shaped_ids_are_accepted() {
+        assert!(is_webhook_id("msg_batch_0123abc"));
+        for bad in [
+            "",
+            "msg_",
+            "id_1",
+            "msg_\r\nX: 1",
+            "msg_é",
+            &format!("msg_{}", "a".repeat(125)),
+        ] {
+            assert!(!is_webhook_id(bad), "{bad:?}");
+        }
     }
 }

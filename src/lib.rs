@@ -15,6 +15,7 @@
 //!   waits, read back at its own pace; fleet mode runs every delivery through it.
 //! - [`retry_topic`]: the delayed retry tiers, for deliveries whose attempts failed.
 //! - [`settle`]: delivered, dead-lettered ([`dlq`]) or dropped by rule; releases offsets.
+//!   [`produce`] says which Kafka errors are permanent for hookline's own topics.
 //! - [`pipeline`]: the routing stages between reading a message and queueing its deliveries.
 //! - [`app`]: builds every stage from settings, starts them, and stops them in order.
 //!
@@ -38,6 +39,7 @@ pub mod env_file;
 pub mod event;
 pub mod metrics;
 pub mod pipeline;
+pub mod produce;
 pub mod render;
 pub mod retry_topic;
 pub mod rules;

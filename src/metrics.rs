@@ -74,6 +74,8 @@ pub struct Inner {
     pub dead_letters: IntCounterVec,
     /// Failed attempts to write to the dead-letter topic (retried until they succeed).
     pub dead_letter_write_errors: IntCounter,
+    /// Dead letters Kafka refused for good, written without their payload, by reason.
+    pub dead_letters_truncated: IntCounterVec,
     /// Kafka messages read but not yet settled.
     pub inflight_messages: IntGauge,
     /// Last committed offset, by consumer role, topic and partition; only partitions held.
@@ -275,6 +277,11 @@ impl Metrics {
                 &["reason"],
             ),
             dead_letter_write_errors,
+            dead_letters_truncated: counter(
+                "hookline_dead_letters_truncated_total",
+                "Dead letters Kafka refused for good (too large), written without their payload.",
+                &["reason"],
+            ),
             inflight_messages,
             committed_offset: gauge(
                 "hookline_committed_offset",

@@ -20,9 +20,10 @@ use crate::source::ack::{Ack, MessageAck};
 use crate::source::consumer::{Flow, Handler};
 use crate::source::split::split;
 
-/// The most of an unusable message's bytes copied into its dead-letter record. The whole
-/// message stays in its source topic at the offset the record's headers name.
-const MAX_DEAD_LETTER_PAYLOAD: usize = 64 * 1024;
+/// The most of a too-large message's bytes copied into its dead-letter record (a message
+/// within `kafka.max_message_bytes` is kept whole). The whole message stays in its source
+/// topic at the offset the record's headers name.
+const MAX_TOO_LARGE_PAYLOAD: usize = 64 * 1024;
 
 /// One Kafka message, borrowed from the consumer.
 #[derive(Debug)]
@@ -97,13 +98,17 @@ impl Handler for Pipeline {
                 for (index, element) in elements.into_iter().enumerate() {
                     let origin = origin(index as u32);
                     match element {
-                        Err(refused) => self.invalid(
-                            origin,
-                            refused.reason,
-                            refused.message,
-                            record.payload,
-                            &ack,
-                        ),
+                        Err(refused) => {
+                            // The bad element alone: the others are routed as usual.
+                            let element = refused.element.map(|e| e.to_string().into_bytes());
+                            self.invalid(
+                                origin,
+                                refused.reason,
+                                refused.message,
+                                element.as_deref(),
+                                &ack,
+                            )
+                        }
                         Ok(payload) => {
                             let event = Event {
                                 origin,
@@ -191,7 +196,10 @@ impl Pipeline {
             .with_label_values(&[reason.as_str()])
             .inc();
         let bytes = payload.unwrap_or_default();
-        let kept = &bytes[..bytes.len().min(MAX_DEAD_LETTER_PAYLOAD)];
+        let kept = match reason {
+            Reason::TooLarge => &bytes[..bytes.len().min(MAX_TOO_LARGE_PAYLOAD)],
+            _ => bytes,
+        };
         let letter = DeadLetter::input(origin, reason, error, kept.to_vec());
         self.dead_letter(letter, ack.part());
     }

@@ -34,6 +34,12 @@ impl Settler {
         &self.metrics
     }
 
+    /// Cancelled when waiting for Kafka must stop (the shutdown grace is over): writes still
+    /// unacknowledged then leave their events unsettled.
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
     /// The subscription delivered it.
     pub fn delivered(&self, subscription: &str, ack: Ack) {
         self.metrics
@@ -54,11 +60,24 @@ impl Settler {
 
     /// Writes `letter` to the dead-letter topic, retrying until Kafka acknowledges it, then
     /// settles. Returns without settling only on shutdown (the event is then re-delivered).
+    ///
+    /// A record Kafka refuses for good (too large, not authorised) is written once more
+    /// without its payload ([`DeadLetterProducer::write_truncated`]), which keeps the origin
+    /// so the event can be replayed from its source; that form is retried until it passes
+    /// (an ACL problem then stalls the partition visibly instead of losing the event).
     pub async fn dead_letter(&self, letter: DeadLetter, ack: Ack) {
         let mut backoff = Duration::from_millis(100);
+        let mut truncated = false;
         loop {
+            let write = async {
+                if truncated {
+                    self.dlq.write_truncated(&letter).await
+                } else {
+                    self.dlq.write(&letter).await
+                }
+            };
             let attempt = tokio::select! {
-                r = self.dlq.write(&letter) => r,
+                r = write => r,
                 _ = self.shutdown.cancelled() => {
                     tracing::warn!(origin = %letter.origin, "shutdown before dead letter was written; it will be re-delivered");
                     drop(ack);
@@ -67,6 +86,15 @@ impl Settler {
             };
             match attempt {
                 Ok(()) => break,
+                Err(e) if e.is_permanent() && !truncated => {
+                    self.metrics.dead_letter_write_errors.inc();
+                    self.metrics
+                        .dead_letters_truncated
+                        .with_label_values(&[letter.reason.as_str()])
+                        .inc();
+                    tracing::error!(error = %e, cause = ?std::error::Error::source(&e), origin = %letter.origin, bytes = letter.payload.len(), "Kafka refuses this dead letter; writing it without its payload (the event stays in its source at the origin's offset)");
+                    truncated = true;
+                }
                 Err(e) => {
                     self.metrics.dead_letter_write_errors.inc();
                     tracing::error!(error = %e, cause = ?std::error::Error::source(&e), origin = %letter.origin, "dead-letter write failed; retrying");

@@ -37,13 +37,9 @@ fn metric(running: &hookline::app::Running, line_start: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-const ORDERED: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+const ORDERED: &str = concat!(
+    events_source!(),
+    r#"
 subscriptions:
   - id: ordered
     url: "{receiver}/ordered"
@@ -54,7 +50,8 @@ subscriptions:
 routes:
   - id: all
     to: [ordered, fast]
-"#;
+"#
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscription_spills_keeps_kafka_order_and_never_holds_up_the_source() {
@@ -130,13 +127,9 @@ async fn a_slow_subscription_spills_keeps_kafka_order_and_never_holds_up_the_sou
     running.wait().await;
 }
 
-const PAUSED: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+const PAUSED: &str = concat!(
+    events_source!(),
+    r#"
 subscriptions:
   - id: later
     url: "{receiver}/later"
@@ -145,7 +138,8 @@ subscriptions:
 routes:
   - id: all
     to: [later]
-"#;
+"#
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_subscription_keeps_its_events_in_its_backlog_across_a_restart() {
@@ -204,13 +198,9 @@ async fn a_paused_subscription_keeps_its_events_in_its_backlog_across_a_restart(
     running.wait().await;
 }
 
-const DEAD: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+const DEAD: &str = concat!(
+    events_source!(),
+    r#"
 subscriptions:
   - id: dead
     url: "http://127.0.0.1:PORT/dead"
@@ -220,7 +210,8 @@ subscriptions:
 routes:
   - id: all
     to: [dead, alive]
-"#;
+"#
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_refusing_connections_never_holds_up_the_source() {
@@ -256,13 +247,9 @@ async fn a_receiver_refusing_connections_never_holds_up_the_source() {
     running.wait().await;
 }
 
-const FLEET: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+const FLEET: &str = concat!(
+    events_source!(),
+    r#"
 subscriptions:
   - id: one
     url: "{receiver}/one"
@@ -270,7 +257,8 @@ subscriptions:
 routes:
   - id: all
     to: [one]
-"#;
+"#
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_fleet_mode_one_instance_delivers_each_subscription_in_order() {

@@ -10,13 +10,9 @@ use serde_json::json;
 
 const TOPIC: &str = "events";
 
-const RULES: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+const RULES: &str = concat!(
+    events_source!(),
+    r#"
 templates:
   - id: strict
     expression: "{id: id, n: abs(category)}"
@@ -32,7 +28,8 @@ routes:
   - id: picky
     match: { category: render-me }
     to: [picky]
-"#;
+"#
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_messages_are_dead_lettered_with_a_reason_and_routing_goes_on() {

@@ -1,17 +1,18 @@
 //! Circuit breaking, SSRF refusal, batching failures, pause/disable and reloads, end to end.
 
-mod deliver_support;
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use deliver_support::{eventually, fast_retry, Harness};
+use common::deliver::{fast_retry, DeliveryHarness};
+use common::{eventually, holds_for};
 use hookline::dev::receiver::Respond;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaker_opens_holds_events_and_closes_when_the_receiver_recovers() {
-    let h = Harness::start().await;
+    let h = DeliveryHarness::start().await;
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = healthy.clone();
     h.receiver.respond("/down", move |_| {
@@ -40,16 +41,38 @@ async fn breaker_opens_holds_events_and_closes_when_the_receiver_recovers() {
             .wait_until(Duration::from_secs(5), |r| r.len() >= 4)
             .await
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let state = h.metrics.circuit_state.with_label_values(&["down"]).get();
-    assert_eq!(state, 2, "circuit open");
+    assert!(
+        eventually(Duration::from_secs(10), || h
+            .metrics
+            .circuit_state
+            .with_label_values(&["down"])
+            .get()
+            == 2)
+        .await,
+        "circuit open"
+    );
     // While open, new events wait in the queue: no request reaches the receiver.
     for n in 2..6 {
         h.dispatcher.submit(h.job(&sub, n, json!({"n": n}))).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(h.receiver.requests_to("/down").len(), 4);
-    assert_eq!(h.metrics.queue_depth.with_label_values(&["down"]).get(), 3);
+    assert!(
+        eventually(Duration::from_secs(10), || h
+            .metrics
+            .queue_depth
+            .with_label_values(&["down"])
+            .get()
+            == 3)
+        .await
+    );
+    assert!(
+        holds_for(Duration::from_millis(300), || h
+            .receiver
+            .requests_to("/down")
+            .len()
+            == 4)
+        .await,
+        "a request reached the receiver while the circuit was open"
+    );
     // The receiver recovers: the half-open probe succeeds, the circuit closes, all delivered.
     healthy.store(true, std::sync::atomic::Ordering::SeqCst);
     let settled = h.wait_settled(6, Duration::from_secs(10)).await;
@@ -80,7 +103,7 @@ async fn breaker_opens_holds_events_and_closes_when_the_receiver_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_destinations_are_refused_unless_allowed() {
     // No allow-list: loopback is refused, whether written as an IP or a name.
-    let h = Harness::with_allow(vec![]).await;
+    let h = DeliveryHarness::with_allow(vec![]).await;
     let by_ip = h.subscription("by-ip", "/x", json!({"retry": fast_retry(3)}));
     let by_name_url = h.receiver.url("/y").replace("127.0.0.1", "localhost");
     let by_name: hookline::deliver::SubscriptionConfig = serde_json::from_value(
@@ -94,9 +117,9 @@ async fn private_destinations_are_refused_unless_allowed() {
     let letters = h.dead_letters(2, Duration::from_secs(10)).await;
     assert_eq!(letters.len(), 2);
     for l in &letters {
-        assert_eq!(l.header("hookline-reason"), Some("refused"), "{l:?}");
-        assert_eq!(l.header("hookline-attempts"), Some("1"), "not retried");
-        let error = l.header("hookline-error").unwrap();
+        assert_eq!(l.header_opt("hookline-reason"), Some("refused"), "{l:?}");
+        assert_eq!(l.header_opt("hookline-attempts"), Some("1"), "not retried");
+        let error = l.header_opt("hookline-error").unwrap();
         assert!(
             error.contains("loopback") && error.contains("allow_networks"),
             "{error}"
@@ -111,7 +134,7 @@ async fn private_destinations_are_refused_unless_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_json_arrays_and_failures_dead_letter_each_event() {
-    let h = Harness::start().await;
+    let h = DeliveryHarness::start().await;
     h.receiver.respond("/gone", |_| Respond::status(410));
     let batch = json!({"batch": {"max_events": 4, "max_wait": "100ms"}});
     let ok = h.subscription("batched", "/batched", batch.clone());
@@ -155,23 +178,23 @@ async fn batches_are_json_arrays_and_failures_dead_letter_each_event() {
     let letters = h.dead_letters(3, Duration::from_secs(10)).await;
     let mut offsets: Vec<&str> = letters
         .iter()
-        .map(|l| l.header("hookline-source-offset").unwrap())
+        .map(|l| l.header_opt("hookline-source-offset").unwrap())
         .collect();
     offsets.sort();
     assert_eq!(offsets, ["10", "11", "12"]);
     let ids: std::collections::HashSet<_> = letters
         .iter()
-        .map(|l| l.header("hookline-webhook-id").unwrap())
+        .map(|l| l.header_opt("hookline-webhook-id").unwrap())
         .collect();
     assert_eq!(ids.len(), 3);
     assert!(letters
         .iter()
-        .all(|l| l.header("hookline-status") == Some("410")));
+        .all(|l| l.header_opt("hookline-status") == Some("410")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_and_disabled_hold_and_reloads_keep_the_queue() {
-    let h = Harness::start().await;
+    let h = DeliveryHarness::start().await;
     let paused = h.subscription("s", "/old", json!({"status": "paused"}));
     h.dispatcher.apply(std::slice::from_ref(&paused));
     for n in 0..5 {
@@ -179,9 +202,23 @@ async fn paused_and_disabled_hold_and_reloads_keep_the_queue() {
             .submit(h.job(&paused, n, json!({"n": n})))
             .await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(h.receiver.requests().is_empty(), "paused: events wait");
-    assert_eq!(h.metrics.queue_depth.with_label_values(&["s"]).get(), 5);
+    assert!(
+        eventually(Duration::from_secs(10), || h
+            .metrics
+            .queue_depth
+            .with_label_values(&["s"])
+            .get()
+            == 5)
+        .await
+    );
+    assert!(
+        holds_for(Duration::from_millis(200), || h
+            .receiver
+            .requests()
+            .is_empty())
+        .await,
+        "paused: events wait"
+    );
     // Reload: same id, active, new URL. The queued events go to the new URL, in order.
     let active = h.subscription("s", "/new", json!({}));
     h.dispatcher.apply(std::slice::from_ref(&active));
@@ -224,13 +261,22 @@ async fn paused_and_disabled_hold_and_reloads_keep_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_abandons_what_cannot_finish_unsettled() {
-    let h = Harness::start().await;
-    h.receiver
-        .respond("/slow", |_| Respond::ok().after(Duration::from_secs(30)));
+    let h = DeliveryHarness::start().await;
+    let arrived = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = arrived.clone();
+    h.receiver.respond("/slow", move |_| {
+        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        Respond::ok().after(Duration::from_secs(30))
+    });
     let sub = h.subscription("slow", "/slow", json!({"timeout": "60s"}));
     h.dispatcher.apply(std::slice::from_ref(&sub));
     h.dispatcher.submit(h.job(&sub, 0, json!({}))).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The request is in flight once the receiver has it (it answers 30 s later).
+    assert!(
+        eventually(Duration::from_secs(10), || arrived
+            .load(std::sync::atomic::Ordering::SeqCst))
+        .await
+    );
     let started = std::time::Instant::now();
     h.dispatcher.shutdown(Duration::from_millis(200)).await;
     assert!(started.elapsed() < Duration::from_secs(2));

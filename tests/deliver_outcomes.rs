@@ -1,17 +1,17 @@
 //! Every event ends delivered or dead-lettered with the right cause, against a real receiver
 //! and a real dead-letter topic.
 
-mod deliver_support;
+mod common;
 
 use std::time::Duration;
 
-use deliver_support::{fast_retry, Harness};
+use common::deliver::{fast_retry, DeliveryHarness};
 use hookline::dev::receiver::Respond;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_receiver_behaviour_ends_in_the_right_outcome() {
-    let h = Harness::start().await;
+    let h = DeliveryHarness::start().await;
     let r = &h.receiver;
     r.respond("/flaky", |n| {
         if n < 2 {
@@ -99,7 +99,7 @@ async fn each_receiver_behaviour_ends_in_the_right_outcome() {
     let by_sub = |id: &str| {
         letters
             .iter()
-            .find(|l| l.header("hookline-subscription") == Some(id))
+            .find(|l| l.header_opt("hookline-subscription") == Some(id))
             .unwrap_or_else(|| panic!("no dead letter for {id}: {letters:?}"))
     };
     for (id, reason, status, attempts) in [
@@ -111,26 +111,30 @@ async fn each_receiver_behaviour_ends_in_the_right_outcome() {
         ("refused", "retries-exhausted", None, "3"),
     ] {
         let letter = by_sub(id);
-        assert_eq!(letter.header("hookline-reason"), Some(reason), "{id}");
-        assert_eq!(letter.header("hookline-status"), status, "{id}");
-        assert_eq!(letter.header("hookline-attempts"), Some(attempts), "{id}");
+        assert_eq!(letter.header_opt("hookline-reason"), Some(reason), "{id}");
+        assert_eq!(letter.header_opt("hookline-status"), status, "{id}");
+        assert_eq!(
+            letter.header_opt("hookline-attempts"),
+            Some(attempts),
+            "{id}"
+        );
         assert!(letter
-            .header("hookline-webhook-id")
+            .header_opt("hookline-webhook-id")
             .unwrap()
             .starts_with("msg_"));
         // The original event, not the rendered body.
         assert!(
-            letter.payload.get("original").is_some(),
+            letter.json().get("original").is_some(),
             "{id}: {:?}",
-            letter.payload
+            letter.json()
         );
     }
     assert!(by_sub("hang")
-        .header("hookline-error")
+        .header_opt("hookline-error")
         .unwrap()
         .contains("timeout"));
     assert!(by_sub("refused")
-        .header("hookline-error")
+        .header_opt("hookline-error")
         .unwrap()
         .contains("connect"));
     assert_eq!(letters.len(), 6);
@@ -145,7 +149,7 @@ async fn each_receiver_behaviour_ends_in_the_right_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_recovers_gets_everything() {
-    let h = Harness::start().await;
+    let h = DeliveryHarness::start().await;
     // Down for the first 8 requests, then fine.
     h.receiver.respond("/recovering", |n| {
         if n < 8 {

@@ -1,18 +1,18 @@
 //! What receivers see: auth of every type, static headers, Standard Webhooks headers.
 
-mod deliver_support;
+mod common;
 
 use std::time::Duration;
 
 use base64::Engine;
-use deliver_support::{fast_retry, Harness};
+use common::deliver::{fast_retry, DeliveryHarness};
 use hookline::deliver::signing::Signer;
 use hookline::dev::receiver::Respond;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_auth_type_reaches_the_receiver() {
-    let h = Harness::start().await;
+    let h = DeliveryHarness::start().await;
     let subs = vec![
         h.subscription("none", "/none", json!({})),
         h.subscription(
@@ -81,7 +81,7 @@ async fn every_auth_type_reaches_the_receiver() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_verify_and_ids_are_stable_across_retries() {
-    let h = Harness::start().await;
+    let h = DeliveryHarness::start().await;
     let secret = format!(
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode([42u8; 32])
@@ -146,7 +146,7 @@ async fn signatures_verify_and_ids_are_stable_across_retries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_tokens_never_reach_dead_letters() {
-    let h = Harness::start().await;
+    let h = DeliveryHarness::start().await;
     // A closed port: connection errors are the ones that could carry the URL.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -3,13 +3,13 @@
 //! captured. Skipped (with a message) when python3 or the package is missing, unless
 //! `HOOKLINE_REQUIRE_PYTHON=1`, in which case that is a failure.
 
-mod deliver_support;
+mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
-use deliver_support::Harness;
+use common::deliver::DeliveryHarness;
 use serde_json::json;
 
 fn python_ready() -> Result<(), String> {
@@ -36,7 +36,7 @@ async fn signatures_verify_with_the_python_reference_library() {
         eprintln!("SKIPPED signatures_verify_with_the_python_reference_library: {why}");
         return;
     }
-    let h = Harness::start().await;
+    let h = DeliveryHarness::start().await;
     let old = format!(
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode([1u8; 32])

@@ -215,9 +215,10 @@ routes:
         "second batch: {} of 100",
         delivered(&receiver).len()
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let got = delivered(&receiver);
-    assert_eq!(got.len(), 100, "nothing settled was re-delivered");
+    assert!(
+        common::holds_for(Duration::from_secs(1), || delivered(&receiver).len() == 100).await,
+        "nothing settled was re-delivered"
+    );
 
     // 3. A crash (SIGKILL) mid-stream skips nothing: what was not committed comes again.
     receiver.respond("/alerts", |_| {

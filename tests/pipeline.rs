@@ -6,19 +6,15 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{eventually, Harness};
+use common::{eventually, holds_for, Harness};
 use hookline::dev::receiver::Respond;
 use serde_json::json;
 
 const TOPIC: &str = "events";
 
-const RULES: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+const RULES: &str = concat!(
+    events_source!(),
+    r#"
 subscriptions:
   - id: auth-team
     url: "{receiver}/auth"
@@ -37,7 +33,8 @@ routes:
   - id: never
     match: { category: never-sent }
     to: [nobody]
-"#;
+"#
+);
 
 fn ids(requests: &[hookline::dev::receiver::Recorded]) -> Vec<String> {
     requests
@@ -92,8 +89,13 @@ async fn events_reach_every_subscriber_they_match_and_no_other() {
         "only {} of {total} deliveries arrived",
         h.receiver.requests().len()
     );
-    // Anything extra would arrive right behind; give it a moment to show up.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Anything extra would arrive right behind: nothing more may arrive for a while.
+    assert!(
+        holds_for(Duration::from_millis(300), || h.receiver.requests().len()
+            == total)
+        .await,
+        "more deliveries than matches"
+    );
 
     let auth = ids(&h.receiver.requests_to("/auth"));
     let oncall = ids(&h.receiver.requests_to("/oncall"));
@@ -276,14 +278,12 @@ async fn the_committed_offset_never_passes_an_unsettled_event() {
         "the slow request is still hanging"
     );
     // ...and the commit stays at the slow event, however often the committer runs.
-    for _ in 0..5 {
-        let committed = h.committed("g3", TOPIC, 1)[0];
-        assert!(
-            committed <= slow,
-            "committed {committed} passed the unsettled offset {slow}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert!(
+        holds_for(Duration::from_secs(1), || h.committed("g3", TOPIC, 1)[0]
+            <= slow)
+        .await,
+        "the commit passed the unsettled offset {slow}"
+    );
     assert!(
         h.receiver
             .wait_until(Duration::from_secs(10), |r| r
@@ -350,7 +350,15 @@ async fn a_restarted_consumer_redelivers_nothing_settled_and_skips_nothing() {
             .await,
         "every event delivered in the end"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        holds_for(Duration::from_millis(300), || h
+            .receiver
+            .accepted("/auth")
+            .len()
+            <= want.len())
+        .await,
+        "duplicates after the restart"
+    );
     let all = ids(&h.receiver.accepted("/auth"));
     let after = &all[before.len()..];
     let before: BTreeSet<String> = before.into_iter().collect();

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{eventually, Harness};
+use common::{eventually, holds_for, Harness};
 use serde_json::{json, Value};
 
 const TOPIC: &str = "events";
@@ -14,14 +14,8 @@ const PARTITIONS: i32 = 3;
 const EVENTS: usize = 600;
 
 fn rules(sub: &str, path: &str) -> String {
-    format!(
+    common::fixtures::rules(&format!(
         r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
 subscriptions:
   - id: {sub}
     url: "{{receiver}}{path}"
@@ -29,7 +23,7 @@ routes:
   - id: route-{sub}
     to: [{sub}]
 "#
-    )
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +111,12 @@ async fn reloads_under_load_lose_nothing_duplicate_nothing_and_switch_atomically
         "all events still routed with the last good rules ({} of {EVENTS})",
         h.receiver.requests().len()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        holds_for(Duration::from_millis(300), || h.receiver.requests().len()
+            == EVENTS)
+        .await,
+        "an event was delivered twice"
+    );
 
     // Exactly once each, to one of the two rule sets' subscriptions.
     let requests = h.receiver.requests();
@@ -208,21 +207,20 @@ async fn the_admin_api_dry_runs_an_event_without_delivering_it() {
     assert_eq!(resp["events"][0]["routes"], json!(["route-one"]));
     assert_eq!(resp["events"][0]["deliveries"][0]["subscription"], "one");
     assert_eq!(resp["events"][0]["deliveries"][0]["body"]["id"], "x");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        h.receiver.requests().is_empty(),
+        holds_for(Duration::from_millis(300), || h
+            .receiver
+            .requests()
+            .is_empty())
+        .await,
         "a dry run delivers nothing"
     );
     // Ready once the group has assigned the topic's partition.
     let readyz = format!("http://{}/readyz", running.admin_addr);
-    let mut ready = false;
-    for _ in 0..100 {
-        if reqwest::get(&readyz).await.unwrap().status() == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = common::wait::eventually_async(Duration::from_secs(30), || async {
+        reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     assert!(ready, "/readyz never became ready");
     running.stop();
     running.wait().await;

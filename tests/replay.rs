@@ -6,20 +6,16 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::Harness;
+use common::{holds_for, Harness};
 use hookline::dev::receiver::Respond;
 use hookline::retry_topic::replay::{replay, ReplayFilter};
 use serde_json::json;
 
 const TOPIC: &str = "events";
 
-const RULES: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+const RULES: &str = concat!(
+    events_source!(),
+    r#"
 subscriptions:
   - id: picky
     url: "{receiver}/picky"
@@ -32,7 +28,8 @@ routes:
   - id: other
     match: { category: o }
     to: [other]
-"#;
+"#
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_sends_dead_letters_back_to_their_subscription_only() {
@@ -77,6 +74,12 @@ async fn replay_sends_dead_letters_back_to_their_subscription_only() {
         subscription: Some("picky".into()),
         ..Default::default()
     };
+    let tier = settings
+        .retry_schedule
+        .as_ref()
+        .and_then(|s| s.first_topic())
+        .expect("a first retry tier");
+    let waiting = h.records_in(&tier);
     let dry = replay(
         &settings,
         &ReplayFilter {
@@ -88,12 +91,7 @@ async fn replay_sends_dead_letters_back_to_their_subscription_only() {
     .await
     .unwrap();
     assert_eq!((dry.scanned, dry.matched, dry.to_retry_topic), (5, 3, 3));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        h.receiver.requests_to("/picky").len(),
-        3,
-        "a dry run writes nothing"
-    );
+    assert_eq!(h.records_in(&tier), waiting, "a dry run writes nothing");
 
     let done = replay(&settings, &only_picky, |_, _| {}).await.unwrap();
     assert_eq!((done.scanned, done.matched, done.to_retry_topic), (5, 3, 3));
@@ -124,10 +122,18 @@ async fn replay_sends_dead_letters_back_to_their_subscription_only() {
         .map(|r| r.json()["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(bodies, ["p0", "p1", "p2"].map(String::from).into());
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        h.receiver.requests_to("/other").len(),
-        2,
+        h.records_in(&tier),
+        waiting + 3,
+        "only the selected dead letters were written"
+    );
+    assert!(
+        holds_for(Duration::from_millis(500), || h
+            .receiver
+            .requests_to("/other")
+            .len()
+            == 2)
+        .await,
         "other subscriptions are not replayed"
     );
     running.stop();

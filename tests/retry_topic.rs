@@ -7,20 +7,19 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::wait::scaled;
 use common::{eventually, Harness};
 use hookline::dev::receiver::Respond;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 const TOPIC: &str = "events";
 
 fn rules() -> &'static str {
-    r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
+    concat!(
+        events_source!(),
+        r#"
 subscriptions:
   - id: flaky
     url: "{receiver}/flaky"
@@ -42,6 +41,7 @@ routes:
     match: { category: both }
     to: [down, up]
 "#
+    )
 }
 
 fn settings(h: &Harness, group: &str, schedule: &[&str]) -> hookline::config::Settings {
@@ -61,15 +61,21 @@ fn settings(h: &Harness, group: &str, schedule: &[&str]) -> hookline::config::Se
 async fn failed_deliveries_wait_in_the_retry_topic_and_arrive_when_due() {
     let h = Harness::new(TOPIC, 2).await;
     h.write_rules(rules());
-    // Down for the first 10 requests (two in-memory attempts per round), then up.
-    h.receiver.respond("/flaky", |n| {
-        if n < 10 {
-            Respond::status(503)
-        } else {
+    // Down until the test has seen the source offsets commit, then up: so the events can
+    // only arrive from the retry tiers, however slow the machine is.
+    let up = Arc::new(AtomicBool::new(false));
+    let receiver_up = up.clone();
+    h.receiver.respond("/flaky", move |_| {
+        if receiver_up.load(Ordering::SeqCst) {
             Respond::ok()
+        } else {
+            Respond::status(503)
         }
     });
-    let running = hookline::app::start(settings(&h, "retry", &["1s", "1s", "2s", "2s"]))
+    // Rounds enough to wait about a minute in all: the schedule must not run out while a
+    // loaded machine is slow to see the commit.
+    let schedule = ["1s", "1s", "2s", "2s", "5s", "5s", "10s", "30s"];
+    let running = hookline::app::start(settings(&h, "retry", &schedule))
         .await
         .unwrap();
     let mut last = [0i64; 2];
@@ -86,18 +92,19 @@ async fn failed_deliveries_wait_in_the_retry_topic_and_arrive_when_due() {
     // The source offsets settle as soon as the events are safe in the retry topic, long
     // before they are delivered.
     assert!(
-        eventually(Duration::from_secs(10), || h.committed("retry", TOPIC, 2)
+        eventually(Duration::from_secs(60), || h.committed("retry", TOPIC, 2)
             == vec![last[0] + 1, last[1] + 1])
         .await
     );
     assert!(
-        h.receiver.accepted("/flaky").len() < 3,
+        h.receiver.accepted("/flaky").is_empty(),
         "committed before delivery"
     );
+    up.store(true, Ordering::SeqCst);
 
     assert!(
         h.receiver
-            .wait_until(Duration::from_secs(30), |r| r
+            .wait_until(scaled(Duration::from_secs(120)), |r| r
                 .iter()
                 .filter(|r| r.status == 200)
                 .count()

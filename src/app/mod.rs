@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
@@ -90,6 +91,27 @@ impl Running {
     pub async fn wait(self) {
         let _ = self.task.await;
     }
+}
+
+/// Once `stop` is cancelled, cancels `hard_stop` when `grace` has passed, whatever the stop
+/// sequence is waiting for then (a dead-letter topic that does not answer, a reader handing
+/// over a record): every wait for Kafka ends, and what is unsettled stays uncommitted.
+/// Resolves to that deadline.
+fn hard_stop_after_grace(
+    stop: &CancellationToken,
+    hard_stop: &CancellationToken,
+    grace: std::time::Duration,
+) -> JoinHandle<Instant> {
+    let (stop, hard_stop) = (stop.clone(), hard_stop.clone());
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        let deadline = Instant::now() + grace;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            hard_stop.cancel();
+        });
+        deadline
+    })
 }
 
 /// Loads the rules, builds every role and starts reading.
@@ -171,6 +193,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     tracing::info!(topics = ?topics, subscriptions = subscriptions.len(), admin = %admin_addr, mode = if settings.backlog.keyed { "keyed" } else { "direct" }, "hookline started");
 
     let reading = readers.spawn(&settings, &router, &delivery, &stop);
+    let deadline = hard_stop_after_grace(&stop, &delivery.hard_stop, settings.shutdown_grace);
     let task = {
         let stop = stop.clone();
         let router = router.clone();
@@ -179,13 +202,16 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             for reader in reading {
                 let _ = reader.await;
             }
-            let grace = settings.shutdown_grace;
-            tracing::info!(?grace, "stopping: finishing deliveries in flight");
+            // Every step below shares the one grace that started with the stop.
+            let deadline = deadline.await.unwrap_or_else(|_| Instant::now());
+            let left = || deadline.saturating_duration_since(Instant::now());
+            tracing::info!(grace = ?left(), "stopping: finishing deliveries in flight");
             // The rules must no longer start lanes (and the hook holds the dispatcher).
             router.clear_prepare();
-            delivery.dispatcher.shutdown(grace).await;
-            pipeline.drain(grace).await;
+            delivery.dispatcher.shutdown(left()).await;
+            pipeline.drain(left()).await;
             let backlog = delivery.backlog.clone();
+            let grace = left();
             let _ = tokio::task::spawn_blocking(move || backlog.flush(grace)).await;
             delivery.hard_stop.cancel();
             source.commit().await;

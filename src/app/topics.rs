@@ -24,6 +24,7 @@ pub async fn ensure(settings: &Settings) {
     if let Some(schedule) = &settings.retry_schedule {
         names.extend(schedule.topics());
     }
+    let max_bytes = crate::produce::record_limit(settings.kafka.max_message_bytes).to_string();
     let topics: Vec<NewTopic> = names
         .iter()
         .map(|t| {
@@ -32,6 +33,7 @@ pub async fn ensure(settings: &Settings) {
                 settings.kafka.topic_partitions,
                 TopicReplication::Fixed(-1),
             )
+            .set("max.message.bytes", &max_bytes)
         })
         .collect();
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));

@@ -101,11 +101,7 @@ pub fn decode(bytes: &[u8]) -> Result<BacklogRecord, RecordError> {
     if record.v != VERSION {
         return Err(RecordError::Version(record.v));
     }
-    let id = &record.webhook_id;
-    if !(id.starts_with("msg_")
-        && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-    {
+    if !crate::event::is_webhook_id(&record.webhook_id) {
         return Err(RecordError::Invalid {
             field: "webhook_id",
             reason: "not a hookline delivery id (msg_ and up to 124 letters, digits or _)",

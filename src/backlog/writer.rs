@@ -16,6 +16,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::produce::{is_permanent, record_limit};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -82,22 +84,6 @@ impl ProducerContext for SpillContext {
     }
 }
 
-/// Errors no retry can fix.
-fn is_permanent(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
-                | RDKafkaErrorCode::InvalidMessageSize
-                | RDKafkaErrorCode::MessageBatchTooLarge
-                | RDKafkaErrorCode::InvalidMessage
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
-                | RDKafkaErrorCode::InvalidTopic
-        )
-    )
-}
-
 struct Inner {
     producer: ThreadedProducer<SpillContext>,
     /// For dead-lettering what Kafka can never accept.
@@ -130,8 +116,7 @@ impl BacklogWriter {
         max_message_bytes: usize,
         settler: Settler,
     ) -> Result<Self, WriterError> {
-        // Room for the event and the record around it.
-        let max_record_bytes = (max_message_bytes + 64 * 1024).max(1_000_000);
+        let max_record_bytes = record_limit(max_message_bytes);
         let mut config = client.clone();
         config
             .set("acks", "all")

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 
-use super::record::RetryRecord;
+use super::record::{self, RetryRecord};
 use crate::deliver::{Dispatcher, Job, JobFrom};
 use crate::dlq::{DeadLetter, Reason};
 use crate::event::Origin;
@@ -87,7 +87,7 @@ impl RetryReader {
 
 impl Handler for RetryReader {
     async fn handle(&self, message: Record<'_>, ack: MessageAck) -> Flow {
-        match serde_json::from_slice::<RetryRecord>(message.payload.unwrap_or_default()) {
+        match record::decode(message.payload.unwrap_or_default()) {
             Ok(record) if record.due_ms > Utc::now().timestamp_millis() => Flow::Later {
                 until: record.due(),
                 ack,
@@ -98,7 +98,8 @@ impl Handler for RetryReader {
                 Flow::Next
             }
             Err(e) => {
-                // Not written by hookline: keep it, with the reason, rather than drop it.
+                // Not written by hookline (or damaged): keep it, with the reason, rather than
+                // drop it or let a malformed id reach a header.
                 let origin = Origin {
                     topic: message.topic.clone(),
                     partition: message.partition,
@@ -107,8 +108,8 @@ impl Handler for RetryReader {
                 };
                 let letter = DeadLetter::input(
                     origin,
-                    Reason::NotJson,
-                    format!("unreadable retry record: {e}"),
+                    Reason::InvalidRecord,
+                    e.to_string(),
                     message.payload.unwrap_or_default().to_vec(),
                 );
                 self.settler.dead_letter(letter, ack.part()).await;

@@ -75,6 +75,45 @@ pub struct RetryRecord {
     pub last_status: Option<u16>,
 }
 
+/// Why a record read back from a retry tier cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Not a retry record at all.
+    #[error("unreadable retry record: {0}")]
+    Unreadable(#[from] serde_json::Error),
+    /// A field hookline would put in a header, an id or an offset is malformed.
+    #[error("retry record has an invalid {field}: {reason}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// Reads a retry record, refusing anything hookline could not have written: the id ends up in
+/// the `webhook-id` header and the origin in dead-letter headers and offsets.
+pub fn decode(bytes: &[u8]) -> Result<RetryRecord, RecordError> {
+    let record: RetryRecord = serde_json::from_slice(bytes)?;
+    let invalid = |field, reason| Err(RecordError::Invalid { field, reason });
+    if !crate::event::is_webhook_id(&record.webhook_id) {
+        return invalid(
+            "webhook_id",
+            "not a hookline delivery id (msg_ and up to 124 letters, digits or _)",
+        );
+    }
+    if record.subscription.is_empty() {
+        return invalid("subscription", "empty");
+    }
+    if record.origin.topic.is_empty() || record.origin.partition < 0 || record.origin.offset < 0 {
+        return invalid("origin", "empty topic, or negative partition or offset");
+    }
+    if !record.event.is_object() {
+        return invalid("event", "not a JSON object");
+    }
+    Ok(record)
+}
+
 impl RetryRecord {
     /// The record that sends `job` in `round`, due at `due`.
     pub fn from_job(
@@ -112,5 +151,36 @@ impl RetryRecord {
     /// When it is due.
     pub fn due(&self) -> std::time::SystemTime {
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.due_ms.max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::{test_job, JobFrom};
+
+    #[test]
+    fn a_job_round_trips_and_records_hookline_never_writes_are_refused() {
+        let mut job = test_job(3, JobFrom::Source);
+        job.event = Event::new(job.event.origin.clone(), serde_json::json!({"id": "e"}));
+        job.body = Some(serde_json::json!({"b": 1}));
+        let record = RetryRecord::from_job(&job, 1, Utc::now(), None, None);
+        let bytes = serde_json::to_vec(&record).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), record);
+
+        let bad = |field: &str, value: Value| {
+            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+            v[field] = value;
+            decode(&serde_json::to_vec(&v).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("webhook_id", "msg_\r\nX-Injected: 1".into()).contains("webhook_id"));
+        assert!(bad("webhook_id", "".into()).contains("webhook_id"));
+        assert!(bad("subscription", "".into()).contains("subscription"));
+        assert!(bad("event", 7.into()).contains("event"));
+        let origin = serde_json::json!({"topic": "t", "partition": -1, "offset": 0, "index": 0});
+        assert!(bad("origin", origin).contains("origin"));
+        assert!(matches!(decode(b"{"), Err(RecordError::Unreadable(_))));
     }
 }

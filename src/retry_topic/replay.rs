@@ -18,7 +18,7 @@ use super::record::{OriginRecord, RetryRecord};
 use super::writer::RetryWriter;
 use crate::config::Settings;
 use crate::dlq::headers;
-use crate::event::{webhook_id, Origin};
+use crate::event::{is_webhook_id, webhook_id, Origin};
 
 /// Which dead letters to replay.
 #[derive(Clone, Debug, Default)]
@@ -235,7 +235,10 @@ pub async fn replay(
                 };
                 let record = RetryRecord {
                     subscription: subscription.to_string(),
+                    // A header that is not a hookline id (edited, or not written by
+                    // hookline) is replaced by the id the origin gives.
                     webhook_id: header(headers::WEBHOOK_ID)
+                        .filter(|id| is_webhook_id(id))
                         .map(str::to_string)
                         .unwrap_or_else(|| webhook_id(&origin, subscription)),
                     event_type: String::new(),

@@ -130,7 +130,15 @@ impl RetryWriter {
         let due = chrono::Utc::now() + delay;
         let record = RetryRecord::from_job(&job, round, due, Some(error.clone()), status);
         let topic = self.inner.schedule.topic_for(delay);
-        match self.write(&topic, &record).await {
+        let written = tokio::select! {
+            r = self.write(&topic, &record) => r,
+            // The grace is over: the job stays unsettled and is re-delivered after a restart.
+            _ = settler.stopping().cancelled() => {
+                drop(job);
+                return Ok(());
+            }
+        };
+        match written {
             Ok(()) => {
                 let metrics = settler.metrics();
                 metrics
@@ -152,8 +160,28 @@ impl RetryWriter {
                 job.ack.settle();
                 Ok(())
             }
+            Err(e) if crate::produce::is_permanent(&e) => {
+                // Retrying the same record cannot help: dead-letter the event with the cause
+                // (the settler writes it without its payload if Kafka refuses that too).
+                tracing::error!(%topic, error = %e, origin = %job.event.origin, "Kafka refuses this retry record; dead-lettering the event");
+                let letter = DeadLetter {
+                    origin: job.event.origin.clone(),
+                    reason: Reason::RetryWriteFailed,
+                    error: format!(
+                        "cannot write to retry tier {topic}: {e}; last failure: {error}"
+                    ),
+                    subscription: Some(subscription.to_string()),
+                    webhook_id: Some(job.webhook_id.clone()),
+                    attempts,
+                    status,
+                    payload: serde_json::to_vec(&*job.event.payload)
+                        .expect("a JSON value serialises"),
+                };
+                settler.dead_letter(letter, job.ack).await;
+                Ok(())
+            }
             Err(e) => {
-                // The dispatcher falls back to what it does without a retry topic.
+                // The lane falls back to what it does without a retry topic: dead-letter.
                 tracing::error!(%topic, error = %e, "cannot write to the retry topic");
                 Err(job)
             }

@@ -14,6 +14,9 @@ pub struct NotAnEvent {
     pub reason: Reason,
     /// What was wrong, for humans.
     pub message: String,
+    /// The element itself, when one element of an array message is refused: its dead letter
+    /// carries that element, not the whole message.
+    pub element: Option<Value>,
 }
 
 /// One element of a message: an event, or why that element is not one.
@@ -29,23 +32,27 @@ pub fn split(payload: Option<&[u8]>, max_bytes: usize) -> Result<Vec<Element>, N
                 "message is {} bytes, more than kafka.max_message_bytes ({max_bytes})",
                 bytes.len()
             ),
+            element: None,
         });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(NotAnEvent {
             reason: Reason::NotJson,
             message: "message is empty".into(),
+            element: None,
         });
     }
     let value: Value = serde_json::from_slice(bytes).map_err(|e| NotAnEvent {
         reason: Reason::NotJson,
         message: format!("message is not JSON: {e}"),
+        element: None,
     })?;
     match value {
         Value::Object(_) => Ok(vec![Ok(value)]),
         Value::Array(items) if items.is_empty() => Err(NotAnEvent {
             reason: Reason::NotAnEvent,
             message: "message is an empty JSON array".into(),
+            element: None,
         }),
         Value::Array(items) => Ok(items
             .into_iter()
@@ -55,6 +62,7 @@ pub fn split(payload: Option<&[u8]>, max_bytes: usize) -> Result<Vec<Element>, N
                 other => Err(NotAnEvent {
                     reason: Reason::NotAnEvent,
                     message: format!("element {i} is {}, not a JSON object", kind(&other)),
+                    element: Some(other),
                 }),
             })
             .collect()),
@@ -64,6 +72,7 @@ pub fn split(payload: Option<&[u8]>, max_bytes: usize) -> Result<Vec<Element>, N
                 "message is {}, not a JSON object or an array of objects",
                 kind(&other)
             ),
+            element: None,
         }),
     }
 }
@@ -98,6 +107,11 @@ mod tests {
         let bad = out[1].clone().unwrap_err();
         assert_eq!(bad.reason, Reason::NotAnEvent);
         assert_eq!(bad.message, "element 1 is a number, not a JSON object");
+        assert_eq!(
+            bad.element,
+            Some(json!(7)),
+            "the dead letter carries the element"
+        );
         assert_eq!(out[2], Ok(json!({"b":2})));
     }
 

@@ -1,7 +1,20 @@
-//! The shared integration-test harness: a real Kafka-protocol broker (librdkafka's mock
-//! cluster, on real TCP ports), a real HTTP receiver on loopback, a rules directory, and
-//! helpers to produce events and read back the dead-letter topic and committed offsets.
-#![allow(dead_code)] // each test file uses a different part of the harness
+//! The one integration-test harness. Every test runs on real parts: a Kafka-protocol broker
+//! (librdkafka's mock cluster, on real TCP ports), a real HTTP receiver on loopback, and a
+//! rules directory.
+//!
+//! - [`Harness`] (this file): broker, receiver and rules; settings for an in-process router;
+//!   producing events, reading committed offsets and the dead-letter topic. Built with
+//!   [`Harness::builder`] (or [`Harness::new`] for one topic).
+//! - [`fixtures`]: the rule blocks, events and settings tests share.
+//! - [`deliver`]: the delivery stage alone (a dispatcher, its lanes and the dead-letter topic).
+//! - [`process`]: `hookline run` as a separate process, for crash, rebalance and fault tests.
+//! - [`wait`]: waiting for conditions; no test sleeps and then asserts.
+#![allow(dead_code, unused_imports)] // each test file uses a different part of the harness
+
+pub mod deliver;
+pub mod fixtures;
+pub mod process;
+pub mod wait;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +30,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub use wait::{eventually, holds_for};
+
 /// Dead-letter topic used by every test.
 pub const DLQ: &str = "hookline.dlq";
 
@@ -27,20 +42,67 @@ pub struct Harness {
     pub rules: TempDir,
 }
 
-impl Harness {
-    /// A broker with `topic` (`partitions` partitions) and the dead-letter topic, and a receiver.
-    pub async fn new(topic: &str, partitions: i32) -> Harness {
+/// Builds a [`Harness`]: which topics, how many brokers, which rules.
+pub struct HarnessBuilder {
+    brokers: i32,
+    topics: Vec<(String, i32)>,
+    rules: Option<String>,
+}
+
+impl HarnessBuilder {
+    /// A source topic with `partitions` partitions (any number of them).
+    pub fn topic(mut self, topic: &str, partitions: i32) -> Self {
+        self.topics.push((topic.into(), partitions));
+        self
+    }
+
+    /// Brokers in the mock cluster (1 by default; more to take one down).
+    pub fn brokers(mut self, brokers: i32) -> Self {
+        self.brokers = brokers;
+        self
+    }
+
+    /// The rule file to write (see [`Harness::write_rules`]).
+    pub fn rules(mut self, yaml: &str) -> Self {
+        self.rules = Some(yaml.into());
+        self
+    }
+
+    /// Starts the broker and the receiver, creates the topics and writes the rules.
+    pub async fn build(self) -> Harness {
         init_logging();
-        let broker = DevBroker::start(1).expect("mock cluster");
-        broker.create_topic(topic, partitions).expect("topic");
+        let broker = DevBroker::start(self.brokers).expect("mock cluster");
+        for (topic, partitions) in &self.topics {
+            broker.create_topic(topic, *partitions).expect("topic");
+        }
         broker.create_topic(DLQ, 1).expect("dlq topic");
         let receiver = Receiver::start().await.expect("receiver");
         let rules = tempfile::tempdir().expect("tempdir");
-        Harness {
+        let h = Harness {
             broker,
             receiver,
             rules,
+        };
+        if let Some(yaml) = &self.rules {
+            h.write_rules(yaml);
         }
+        h
+    }
+}
+
+impl Harness {
+    /// A builder: one broker, the dead-letter topic, no source topic yet.
+    pub fn builder() -> HarnessBuilder {
+        HarnessBuilder {
+            brokers: 1,
+            topics: Vec::new(),
+            rules: None,
+        }
+    }
+
+    /// A broker with `topic` (`partitions` partitions) and the dead-letter topic, and a receiver.
+    pub async fn new(topic: &str, partitions: i32) -> Harness {
+        Harness::builder().topic(topic, partitions).build().await
     }
 
     /// Writes `yaml` as the only rule file; `{receiver}` is replaced by the receiver's URL.
@@ -81,6 +143,11 @@ impl Harness {
         settings
     }
 
+    /// Starts an in-process router on `settings`.
+    pub async fn start(&self, settings: Settings) -> hookline::app::Running {
+        hookline::app::start(settings).await.expect("router starts")
+    }
+
     /// Produces `payload` to `partition` of `topic`; returns its offset.
     pub async fn produce(&self, topic: &str, partition: i32, payload: &[u8]) -> i64 {
         self.broker
@@ -98,48 +165,134 @@ impl Harness {
 
     /// Committed offsets of `group` for partitions `0..partitions` of `topic` (-1 for none).
     pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.broker.bootstrap_servers())
-            .set("group.id", group)
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition(topic, p);
-        }
-        let committed = consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .expect("committed offsets");
-        (0..partitions)
-            .map(
-                |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
-                    Some(Offset::Offset(o)) => o,
-                    _ => -1,
-                },
-            )
-            .collect()
+        committed(&self.broker.bootstrap_servers(), group, topic, partitions)
     }
 
     /// Reads the dead-letter topic from the start until `n` records arrived or `timeout`.
     pub fn dead_letters(&self, n: usize, timeout: Duration) -> Vec<DeadLetterRecord> {
         read_topic(&self.broker.bootstrap_servers(), DLQ, n, timeout)
     }
+
+    /// Records in `topic` (every partition): end offsets minus start offsets.
+    pub fn records_in(&self, topic: &str) -> i64 {
+        records_in(&self.broker.bootstrap_servers(), topic)
+    }
 }
 
-/// One record of the dead-letter topic.
+/// Committed offsets of `group` for partitions `0..partitions` of `topic` (-1 for none).
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(
+            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => -1,
+            },
+        )
+        .collect()
+}
+
+/// Records in `topic` (every partition): end offsets minus start offsets.
+pub fn records_in(bootstrap: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions
+        .into_iter()
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            high - low
+        })
+        .sum()
+}
+
+/// Records in `topic` that consumer group `group` has not committed yet (every partition).
+pub fn waiting(bootstrap: &str, topic: &str, group: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+        return 0;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+    }
+    let Ok(committed) = consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) else {
+        return 0;
+    };
+    tpl.elements()
+        .iter()
+        .map(|e| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, e.partition(), Duration::from_secs(10))
+                .unwrap_or((0, 0));
+            let done = match committed
+                .find_partition(topic, e.partition())
+                .map(|c| c.offset())
+            {
+                Some(Offset::Offset(o)) => o.max(low),
+                _ => low,
+            };
+            (high - done).max(0)
+        })
+        .sum()
+}
+
+/// One record of the dead-letter topic (or any topic read with [`read_topic`]).
 #[derive(Debug, Clone)]
 pub struct DeadLetterRecord {
     pub headers: HashMap<String, String>,
     pub payload: Vec<u8>,
 }
 
+/// The name the delivery tests used for it.
+pub type Letter = DeadLetterRecord;
+
 impl DeadLetterRecord {
+    /// A header's value, or "" when it is absent.
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(String::as_str).unwrap_or("")
+        self.header_opt(name).unwrap_or("")
+    }
+
+    /// A header's value, if present.
+    pub fn header_opt(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The payload as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload).unwrap_or(Value::Null)
     }
 }
 
-/// Reads `topic` (partition 0) from the beginning until `n` records or `timeout`.
+/// Reads `topic` (every partition) from the beginning until `n` records or `timeout`.
 pub fn read_topic(
     bootstrap: &str,
     topic: &str,
@@ -152,9 +305,16 @@ pub fn read_topic(
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("offset");
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .expect("offset");
+        }
+    }
     consumer.assign(&tpl).expect("assign");
     let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();
@@ -191,7 +351,8 @@ pub fn write_rules(dir: &Path, yaml: &str) {
     std::fs::write(dir.join("rules.yaml"), yaml).expect("write rules");
 }
 
-fn init_logging() {
+/// Logs of the code under test, at `HOOKLINE_TEST_LOG` (default `warn`).
+pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_TEST_LOG")
@@ -201,14 +362,18 @@ fn init_logging() {
         .try_init();
 }
 
-/// Polls `check` every 50 ms until it holds or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    check()
+/// The value of the first metric line of `text` starting with `line_start` (name and labels).
+pub fn metric_value(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The sum of every metric line of `text` starting with `line_start`.
+pub fn metric_sum(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(line_start))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

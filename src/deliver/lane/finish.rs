@@ -75,7 +75,12 @@ pub(super) async fn finish(
                     status,
                     error: error.clone(),
                 };
-                match divert.divert(job, cause).await {
+                // Abandoned at shutdown like a request: a divert waits for Kafka.
+                let diverted = tokio::select! {
+                    r = divert.divert(job, cause) => r,
+                    _ = shared.abort.cancelled() => return,
+                };
+                match diverted {
                     Ok(()) => continue,
                     Err(job) => job,
                 }

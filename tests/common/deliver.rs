@@ -1,10 +1,7 @@
-//! Shared harness for the delivery integration tests: a real scripted receiver, a real
-//! Kafka-protocol broker (librdkafka's mock cluster) for the dead-letter topic, a dispatcher
-//! wired to both, and helpers to make jobs and read dead letters back.
+//! The delivery stage alone: a dispatcher with its lanes, delivering to the harness's receiver
+//! and dead-lettering to a real Kafka-protocol broker, with helpers to make jobs and read what
+//! settled. (Was `tests/deliver_support`.)
 
-#![allow(dead_code)]
-
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,13 +15,12 @@ use hookline::event::{webhook_id, Event, Origin};
 use hookline::metrics::Metrics;
 use hookline::settle::Settler;
 use hookline::source::ack::{MessageAck, SettleSink};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-pub const DLQ: &str = "dlq";
+pub use super::fixtures::fast_retry;
+pub use super::wait::eventually;
+use super::{init_logging, read_topic, DeadLetterRecord, DLQ};
 
 /// Offsets settled, in order.
 #[derive(Default)]
@@ -36,7 +32,8 @@ impl SettleSink for Settled {
     }
 }
 
-pub struct Harness {
+/// A dispatcher wired to a receiver and a dead-letter topic.
+pub struct DeliveryHarness {
     pub broker: DevBroker,
     pub receiver: Receiver,
     pub dispatcher: Dispatcher,
@@ -45,26 +42,14 @@ pub struct Harness {
     pub shutdown: CancellationToken,
 }
 
-/// One dead-letter record as read back from Kafka.
-#[derive(Debug, Clone)]
-pub struct Letter {
-    pub headers: HashMap<String, String>,
-    pub payload: Value,
-}
-
-impl Letter {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-}
-
-impl Harness {
+impl DeliveryHarness {
     /// Loopback allowed, as every test against the local receiver needs.
-    pub async fn start() -> Harness {
+    pub async fn start() -> DeliveryHarness {
         Self::with_allow(vec!["127.0.0.0/8".parse().unwrap()]).await
     }
 
-    pub async fn with_allow(allow_networks: Vec<ipnet::IpNet>) -> Harness {
+    /// A harness whose destinations may be in `allow_networks`.
+    pub async fn with_allow(allow_networks: Vec<ipnet::IpNet>) -> DeliveryHarness {
         Self::with_settings(DeliverySettings {
             allow_networks,
             ..Default::default()
@@ -73,14 +58,8 @@ impl Harness {
     }
 
     /// A harness whose dispatcher runs on `settings` (allowed networks, proxy).
-    pub async fn with_settings(settings: DeliverySettings) -> Harness {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "warn".into()),
-            )
-            .with_test_writer()
-            .try_init();
+    pub async fn with_settings(settings: DeliverySettings) -> DeliveryHarness {
+        init_logging();
         let broker = DevBroker::start(1).expect("mock cluster");
         broker.create_topic(DLQ, 1).expect("dlq topic");
         let receiver = Receiver::start().await.expect("receiver");
@@ -92,7 +71,7 @@ impl Harness {
             shutdown.clone(),
         );
         let dispatcher = Dispatcher::new(settler, settings).expect("dispatcher");
-        Harness {
+        DeliveryHarness {
             broker,
             receiver,
             dispatcher,
@@ -137,49 +116,18 @@ impl Harness {
         }
     }
 
-    /// Waits until `n` offsets are settled.
+    /// Waits until `n` offsets are settled (or `timeout`); returns them.
     pub async fn wait_settled(&self, n: usize, timeout: Duration) -> Vec<i64> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let settled = self.settled.0.lock().unwrap().clone();
-            if settled.len() >= n || tokio::time::Instant::now() > deadline {
-                return settled;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(timeout, || self.settled.0.lock().unwrap().len() >= n).await;
+        self.settled.0.lock().unwrap().clone()
     }
 
     /// Reads `n` dead letters (or what arrives within `timeout`).
-    pub async fn dead_letters(&self, n: usize, timeout: Duration) -> Vec<Letter> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.broker.bootstrap_servers())
-            .set("group.id", format!("test-{}", rand::random::<u64>()))
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
-        consumer.subscribe(&[DLQ]).expect("subscribe");
-        let mut out = Vec::new();
-        let deadline = tokio::time::Instant::now() + timeout;
-        while out.len() < n {
-            let Ok(Ok(message)) = tokio::time::timeout_at(deadline, consumer.recv()).await else {
-                break;
-            };
-            let mut headers = HashMap::new();
-            if let Some(h) = message.headers() {
-                for header in h.iter() {
-                    let value = header
-                        .value
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                        .unwrap_or_default();
-                    headers.insert(header.key.to_string(), value);
-                }
-            }
-            let payload = serde_json::from_slice(message.payload().unwrap_or_default())
-                .unwrap_or(Value::Null);
-            out.push(Letter { headers, payload });
-        }
-        out
+    pub async fn dead_letters(&self, n: usize, timeout: Duration) -> Vec<DeadLetterRecord> {
+        let bootstrap = self.broker.bootstrap_servers();
+        tokio::task::spawn_blocking(move || read_topic(&bootstrap, DLQ, n, timeout))
+            .await
+            .expect("reader")
     }
 
     /// A counter's value.
@@ -190,27 +138,11 @@ impl Harness {
             .get()
     }
 
+    /// HTTP attempts of `sub` in `class`.
     pub fn attempts(&self, sub: &str, class: &str) -> u64 {
         self.metrics
             .delivery_attempts
             .with_label_values(&[sub, class])
             .get()
     }
-}
-
-/// Fast retries so tests finish quickly.
-pub fn fast_retry(attempts: u32) -> Value {
-    json!({"attempts": attempts, "initial_backoff": "10ms", "max_backoff": "50ms", "max_retry_after": "5s"})
-}
-
-/// Polls `check` every 20 ms until it holds or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
 }
