@@ -401,27 +401,16 @@ impl Source {
     }
 
     /// Moves `partition`'s position to `offset`; whatever librdkafka already fetched past it
-    /// is dropped. A blocking call, so it runs off the async workers. If it fails, the
-    /// offsets handed back stay pending: nothing is committed past them, and they are read
-    /// again after a restart or rebalance at the latest.
+    /// is dropped. Asynchronous (a zero timeout): a seek of a paused partition completes only
+    /// once it fetches again, so waiting for it would stall reading. If it fails, the offsets
+    /// handed back stay pending: nothing is committed past them, and they are read again
+    /// after a restart or rebalance at the latest.
     async fn seek(&self, topic: &str, partition: i32, offset: i64) {
-        let consumer = self.consumer.clone();
-        let owned = topic.to_string();
-        let result = tokio::task::spawn_blocking(move || {
-            consumer.seek(
-                &owned,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(10),
-            )
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(topic, partition, offset, error = %e, "cannot rewind partition; its commits stay behind the message until it is read again")
-            }
-            Err(e) => tracing::warn!(topic, partition, offset, error = %e, "seek task failed"),
+        if let Err(e) = self
+            .consumer
+            .seek(topic, partition, Offset::Offset(offset), Duration::ZERO)
+        {
+            tracing::warn!(topic, partition, offset, error = %e, "cannot rewind partition; its commits stay behind the message until it is read again");
         }
     }
 
