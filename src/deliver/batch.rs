@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::config::BatchConfig;
 use super::queue::Queue;
 use super::request::Delivery;
-use super::Job;
+use super::{Job, JobFrom};
 
 /// Jobs sent together, with the request carrying them.
 pub struct Batch {
@@ -112,7 +112,8 @@ impl Batcher {
             body: first_body,
         } = first;
         let Some(config) = self.config.clone() else {
-            let delivery = Delivery::new(first.webhook_id.as_str(), first_body);
+            let mut delivery = Delivery::new(first.webhook_id.as_str(), first_body);
+            delivery.holds_source = first.from != JobFrom::Backlog;
             return Batch {
                 jobs: vec![first],
                 delivery,
@@ -152,10 +153,9 @@ impl Batcher {
         }
         out.push(b']');
         let id = batch_id(jobs.iter().map(|j| j.webhook_id.as_str()));
-        Batch {
-            jobs,
-            delivery: Delivery::new(id, Bytes::from(out)),
-        }
+        let mut delivery = Delivery::new(id, Bytes::from(out));
+        delivery.holds_source = jobs.iter().any(|j| j.from != JobFrom::Backlog);
+        Batch { jobs, delivery }
     }
 
     /// `first` then `fill`, for callers with nothing else to wait on.

@@ -122,6 +122,32 @@ impl Queue {
         self.try_push_if(job, |_| true)
     }
 
+    /// Queues `job` if `admit` agrees and room frees within `patience` (a queue that drains
+    /// fast frees room within milliseconds); gives it back otherwise.
+    pub async fn push_within(
+        &self,
+        mut job: Job,
+        admit: impl Fn(&QueueCounts) -> bool,
+        patience: std::time::Duration,
+    ) -> Result<(), PushError> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let room = self.room();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_push_if(job, &admit) {
+                Err(PushError::Full(back)) => job = *back,
+                other => return other,
+            }
+            tokio::select! {
+                _ = room => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(PushError::Full(Box::new(job)));
+                }
+            }
+        }
+    }
+
     /// Queues `job`, waiting for room.
     pub async fn push(&self, mut job: Job) -> Result<(), PushError> {
         loop {

@@ -27,6 +27,9 @@ pub struct Delivery {
     /// Attempts made so far, shared by every clone, so whoever submitted the delivery learns
     /// the count whatever the outcome (a timeout error carries no count of its own).
     attempts: Arc<AtomicU32>,
+    /// Whether it carries an event read from a source topic or a retry tier, whose offset
+    /// waits for it (events read from a subscription's backlog hold up nobody else).
+    pub holds_source: bool,
 }
 
 impl Delivery {
@@ -38,6 +41,7 @@ impl Delivery {
             headers: HeaderMap::new(),
             query: Vec::new(),
             attempts: Arc::new(AtomicU32::new(0)),
+            holds_source: false,
         }
     }
 

@@ -66,6 +66,7 @@ pub fn build(
     observer: Observer,
     circuit: Arc<Circuit>,
     bucket: Option<Arc<Bucket>>,
+    spilling: Arc<super::lane::SpillLedger>,
 ) -> Result<Stack, BuildError> {
     let config = &sub.config;
     let client = build_client(&sub.tls, guard.clone(), config.concurrency)?;
@@ -81,7 +82,11 @@ pub fn build(
         .concurrency_limit(config.concurrency)
         .layer(RateLimitLayer::new(bucket, Some(observer.clone())))
         .layer(BreakerLayer::new(circuit.clone(), ReceiverFailing))
-        .retry(RetryPolicy::new(&config.retry, observer).until_open(circuit.clone()))
+        .retry(
+            RetryPolicy::new(&config.retry, observer)
+                .until_open(circuit.clone())
+                .until_spilling(spilling),
+        )
         .timeout(config.timeout)
         .layer(AuthLayer::new(sub.auth.clone()))
         .layer(SignLayer::new(sub.signer.clone()))

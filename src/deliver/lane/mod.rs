@@ -15,6 +15,7 @@
 
 mod finish;
 pub mod ledger;
+mod patience;
 mod task;
 
 pub use ledger::SpillLedger;
@@ -89,6 +90,8 @@ pub(super) struct Inner {
     /// The circuit's state as transitions report it, for the task and the backlog reader.
     pub circuit_state: Arc<watch::Sender<CircuitState>>,
     pub ledger: Arc<SpillLedger>,
+    /// How long a full queue may still make the source wait for room.
+    pub patience: patience::Patience,
     /// Serialises spill decisions, so that the records of one lane land in the backlog in
     /// the order the decisions were taken.
     pub order: tokio::sync::Mutex<()>,
@@ -142,6 +145,7 @@ impl Lane {
                 bucket: Mutex::new((None, None)),
                 circuit_state,
                 ledger: Arc::default(),
+                patience: Default::default(),
                 order: tokio::sync::Mutex::new(()),
                 wake,
                 retired: AtomicBool::new(false),
@@ -228,10 +232,22 @@ impl Lane {
         }
         let shared = &self.inner.shared;
         let from = job.from;
-        let admitted = self.inner.queue.try_push_if(job, |_| {
+        let admit = |_: &_| {
             from != JobFrom::Source
                 || shared.source_held.load(Ordering::Acquire) < shared.source_limit
-        });
+        };
+        // A full queue that drains fast (a healthy receiver, momentarily saturated) frees room
+        // within the lane's patience: that is back-pressure, and the events stay on the
+        // direct path. One that does not cannot keep up: it spills, and keeps spilling until
+        // caught up.
+        let patience = &self.inner.patience;
+        let started = tokio::time::Instant::now();
+        let admitted = self
+            .inner
+            .queue
+            .push_within(job, admit, patience.allowance())
+            .await;
+        patience.spend(started.elapsed());
         match admitted {
             Ok(()) => {}
             Err(PushError::Full(job)) => {

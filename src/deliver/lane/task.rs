@@ -126,6 +126,7 @@ impl Lane {
             self.inner.observer.clone(),
             circuit,
             bucket,
+            self.inner.ledger.clone(),
         )
     }
 

@@ -26,6 +26,10 @@ pub struct RetryPolicy {
     /// retrying in memory (where it holds its event's offset) and goes to the durable retry
     /// tiers at once.
     circuit: Option<Arc<Circuit>>,
+    /// Once the subscription spills to its backlog (it cannot keep up, or its receiver is
+    /// failing or hanging), a delivery that holds a source offset stops retrying in memory
+    /// too: the retry tiers take it, and the source's commits move on.
+    spilling: Option<Arc<crate::deliver::lane::SpillLedger>>,
 }
 
 impl RetryPolicy {
@@ -36,7 +40,14 @@ impl RetryPolicy {
             backoff: Arc::new(Backoff::new(config)),
             observer,
             circuit: None,
+            spilling: None,
         }
+    }
+
+    /// Stops retrying deliveries that hold a source offset while `ledger` spills.
+    pub fn until_spilling(mut self, ledger: Arc<crate::deliver::lane::SpillLedger>) -> Self {
+        self.spilling = Some(ledger);
+        self
     }
 
     /// Stops retrying while `circuit` is open.
@@ -59,7 +70,8 @@ impl tower::retry::Policy<Delivery, Response, BoxError> for RetryPolicy {
         let open = self
             .circuit
             .as_ref()
-            .is_some_and(|c| c.state() == CircuitState::Open);
+            .is_some_and(|c| c.state() == CircuitState::Open)
+            || (req.holds_source && self.spilling.as_ref().is_some_and(|l| l.spilling()));
         let wait = match classify(result) {
             Class::Transient { retry_after } if attempt < self.attempts && !open => {
                 Some(self.backoff.delay(attempt, retry_after, &mut rand::rng()))
