@@ -48,6 +48,8 @@ pub struct RouterProcess {
     child: Child,
     admin: SocketAddr,
     http: reqwest::Client,
+    /// Its rules directory.
+    rules: PathBuf,
 }
 
 impl RouterProcess {
@@ -80,7 +82,24 @@ impl RouterProcess {
             child,
             admin,
             http: super::http_client(),
+            rules,
         })
+    }
+
+    /// Replaces its rules with `yaml` and has it reload them (`POST /api/v1/rules/reload`).
+    pub async fn replace_rules(&self, yaml: &str) -> Result<(), HarnessError> {
+        std::fs::write(self.rules.join("bench.yaml"), yaml)
+            .map_err(HarnessError::io("cannot rewrite the rules"))?;
+        self.http
+            .post(self.admin_url("/api/v1/rules/reload"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map(|_| ())
+            .map_err(|source| HarnessError::Http {
+                what: "the router's /api/v1/rules/reload".into(),
+                source,
+            })
     }
 
     /// Waits until `/readyz` answers 200 (partitions assigned).

@@ -28,6 +28,17 @@ pub enum Scenario {
     Divert,
     /// 1k events/s for 10 s below saturation: produce-to-receive p50/p99, idle CPU.
     Latency,
+    /// A healthy subscription beside each neighbour that cannot keep up, over alone: 100k
+    /// events, 16 partitions.
+    Isolation,
+    /// 20k events to a receiver refusing connections: source commits after the last read,
+    /// then the receiver comes up and every event must arrive.
+    Commits,
+    /// A million events behind a 1/s subscription: peak memory, then the limit is lifted and
+    /// every event must arrive in order.
+    BacklogMemory,
+    /// Three instances in keyed mode, a 50/s subscription, the owner SIGKILLed mid-run.
+    Fleet,
 }
 
 /// Arguments of `hookline bench`.
@@ -113,9 +124,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         dir.path().display()
     );
     let mut runs: Vec<RunFigures> = Vec::new();
+    let mut others: Vec<serde_json::Value> = Vec::new();
     let mut failed = None;
     for scenario in scenarios {
         let result = match scenario {
+            Scenario::Isolation | Scenario::Commits | Scenario::BacklogMemory | Scenario::Fleet => {
+                match backlog_scenario(scenario, &harness, &args, &options).await {
+                    Ok(figures) => {
+                        others.push(figures);
+                        Ok(Vec::new())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Scenario::Latency => {
                 let mut spec = LatencySpec::default_rate();
                 spec.rate = args.rate;
@@ -150,8 +171,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{}", summary(&runs));
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&runs)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let json = if others.is_empty() {
+            serde_json::to_vec_pretty(&runs)?
+        } else {
+            serde_json::to_vec_pretty(&serde_json::json!({"runs": runs, "scenarios": others}))?
+        };
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(e) = failed {
         let kept = dir.keep();
@@ -165,5 +190,42 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// The issue-7 scenarios (isolation, commits, memory, fleet); their figures as JSON.
+async fn backlog_scenario(
+    scenario: Scenario,
+    harness: &Harness,
+    args: &BenchArgs,
+    options: &Options,
+) -> anyhow::Result<serde_json::Value> {
+    use crate::bench::scenarios::{backlog, fleet, isolation};
+    Ok(match scenario {
+        Scenario::Isolation => {
+            let mut spec = isolation::IsolationSpec::default();
+            spec.events = args.events.unwrap_or(spec.events);
+            spec.partitions = args.partitions.unwrap_or(spec.partitions);
+            let figures = isolation::run(harness, &spec, options).await?;
+            serde_json::json!({"isolation": figures})
+        }
+        Scenario::Commits => {
+            let events = args.events.unwrap_or(20_000);
+            let figures =
+                backlog::commits(harness, events, args.partitions.unwrap_or(16), options).await?;
+            serde_json::json!({"commits": figures})
+        }
+        Scenario::BacklogMemory => {
+            let events = args.events.unwrap_or(1_000_000);
+            let partitions = args.partitions.unwrap_or(128);
+            let figures = backlog::memory(harness, events, partitions, options).await?;
+            serde_json::json!({"backlog_memory": figures})
+        }
+        Scenario::Fleet => {
+            let events = args.events.unwrap_or(6_000);
+            let figures = fleet::run(harness, events, 50.0, options).await?;
+            serde_json::json!({"fleet": figures})
+        }
+        _ => unreachable!("not an issue-7 scenario"),
     })
 }

@@ -34,9 +34,22 @@ impl ReceiverProcess {
         harness: &Harness,
         routes: &[(&str, Behaviour)],
     ) -> Result<ReceiverProcess, HarnessError> {
+        Self::start_on(harness, None, routes).await
+    }
+
+    /// [`ReceiverProcess::start`] on `listen` (a port a subscription was already pointed at,
+    /// say) instead of a free port.
+    pub async fn start_on(
+        harness: &Harness,
+        listen: Option<std::net::SocketAddr>,
+        routes: &[(&str, Behaviour)],
+    ) -> Result<ReceiverProcess, HarnessError> {
         let dir = harness.subdir("receiver")?;
         let mut command = tokio::process::Command::new(harness.bin());
         command.arg("receiver");
+        if let Some(addr) = listen {
+            command.arg("--listen").arg(addr.to_string());
+        }
         for (path, behaviour) in routes {
             command.arg("--respond").arg(format!("{path}={behaviour}"));
         }

@@ -5,10 +5,19 @@
 //!   ceilings (`wrk` against the same receiver; a bare consumer on the same broker).
 //! - [`latency`]: events produced at a fixed rate below saturation while the router runs;
 //!   produce-to-receive percentiles, CPU per event and idle CPU.
+//! - [`isolation`]: a healthy subscription's throughput beside one that cannot keep up,
+//!   divided by its throughput alone (issue 7).
+//! - [`backlog`]: source commits beside a receiver refusing connections, and memory with a
+//!   million events behind a 1/s subscription (issue 7).
+//! - [`fleet`]: three instances in keyed mode share one rate-limited subscription; one is
+//!   killed (issue 7).
 //!
 //! Every scenario runs each [`Variant`] (a router binary and its environment) once per round,
 //! alternating, so a before/after comparison shares the machine's noise.
 
+pub mod backlog;
+pub mod fleet;
+pub mod isolation;
 pub mod latency;
 pub mod throughput;
 
