@@ -23,6 +23,7 @@ pub mod compile;
 pub mod dedup;
 pub mod env;
 pub mod index;
+pub mod inputs;
 pub mod load;
 pub mod matcher;
 pub mod model;
@@ -132,17 +133,39 @@ pub struct RuleSet {
     /// The template of each subscription, by position.
     sub_templates: Vec<Arc<Template>>,
     topic_patterns: Vec<String>,
+    /// Routes from this position on are API subscriptions' own: a file route's `stop` does
+    /// not hold them back.
+    first_api_route: usize,
+    /// What the set was compiled from, so a reload can replace one half and keep the other.
+    inputs: Option<inputs::Inputs>,
 }
 
 impl RuleSet {
     /// Loads and compiles every `*.yaml` / `*.yml` file under `dir`, `${NAME}` (and
     /// `NAME_FILE`) read from the process environment.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadError> {
-        compile::compile(load::parse_dir(
-            dir,
-            &crate::env_file::var,
-            env::Unset::Error,
-        ))
+        RuleSet::from_inputs(inputs::Inputs::files(load::read_dir(dir)))
+    }
+
+    /// Compiles `inputs` (rule files already read, and what the catalogue adds), `${NAME}`
+    /// (and `NAME_FILE`) read from the process environment.
+    pub fn from_inputs(inputs: inputs::Inputs) -> Result<RuleSet, LoadError> {
+        let parsed = load::parse_files(&inputs.files, &crate::env_file::var, env::Unset::Error);
+        let mut rules = compile::compile_with(parsed, &inputs.catalogue)?;
+        rules.inputs = Some(inputs);
+        Ok(rules)
+    }
+
+    /// What the set was compiled from (`None` for sets compiled from parsed files directly).
+    pub fn inputs(&self) -> Option<&inputs::Inputs> {
+        self.inputs.as_ref()
+    }
+
+    /// Whether subscription `id` comes from the catalogue (the API) rather than a rule file.
+    pub fn is_catalogue_subscription(&self, id: &str) -> bool {
+        self.inputs
+            .as_ref()
+            .is_some_and(|i| i.catalogue.subscriptions.iter().any(|s| s.config.id == id))
     }
 
     /// [`RuleSet::load_dir`] with `${NAME}` read through `env` instead of the process
@@ -152,7 +175,10 @@ impl RuleSet {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RuleSet, LoadError> {
         let lookup = |name: &str| crate::env_file::lookup(name, env);
-        compile::compile(load::parse_dir(dir, &lookup, env::Unset::Error))
+        let files = load::read_dir(dir);
+        let mut rules = compile::compile(load::parse_files(&files, &lookup, env::Unset::Error))?;
+        rules.inputs = Some(inputs::Inputs::files(files));
+        Ok(rules)
     }
 
     /// What `hookline check` reports: [`RuleSet::load_dir`], but with `unset` deciding
@@ -202,6 +228,9 @@ pub struct Router {
     /// The dedup memory of dry runs ([`Router::route_dry`]); live deliveries are deduplicated
     /// by the subscription's lane.
     dedup: Arc<dedup::DedupStore>,
+    /// Held while a reload reads the inputs in force, compiles and replaces, so that a file
+    /// reload and an API change never compile from the same old inputs and lose each other.
+    reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Router {
@@ -226,7 +255,13 @@ impl Router {
             changes,
             metrics,
             dedup: Arc::new(dedup::DedupStore::new()),
+            reloading: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Held by a reload from reading the inputs in force until its set is live.
+    pub async fn reload_lock(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.reloading.clone().lock_owned().await
     }
 
     /// The rule set in force now.

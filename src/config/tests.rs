@@ -1,0 +1,94 @@
+//! Loading and validating configuration.
+
+use super::*;
+
+#[test]
+fn defaults_are_valid() {
+    let s = Config::default().validate().unwrap();
+    assert_eq!(s.kafka.group_id, "hookline");
+    assert_eq!(s.admin_listen.port(), 9464);
+}
+
+#[test]
+fn file_then_env_override() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "custom.toml",
+            "[kafka]\nbrokers = \"a:1\"\ngroup_id = \"g\"\n[kafka.options]\n\"security.protocol\" = \"SSL\"\n",
+        )?;
+        jail.set_env("HOOKLINE_KAFKA__GROUP_ID", "from-env");
+        jail.set_env("HOOKLINE_KAFKA__OPTIONS__SASL_MECHANISM", "PLAIN");
+        jail.set_env("HOOKLINE_LOG", "debug"); // not configuration: ignored
+        let s = Config::load(Some(Path::new("custom.toml"))).unwrap();
+        assert_eq!(s.kafka.brokers, "a:1");
+        assert_eq!(s.kafka.group_id, "from-env");
+        assert_eq!(s.kafka.options["security.protocol"], "SSL");
+        assert_eq!(s.kafka.options["sasl.mechanism"], "PLAIN");
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_value_names_the_key() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("HOOKLINE_KAFKA__COMMIT_INTERVAL", "soon");
+        let e = Config::load(None).unwrap_err().to_string();
+        assert!(e.to_lowercase().contains("kafka.commit_interval"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        jail.set_env("HOOKLINE_KAFKA__COMMIT_INTERVAL", "1s");
+        jail.set_env("HOOKLINE_ADMIN__LISTEN", "nowhere");
+        let e = Config::load(None).unwrap_err().to_string();
+        assert!(e.contains("admin.listen"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn file_variants_read_secrets_from_files() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("kafka-password", "s3cret 123\n")?;
+        jail.create_file("proxy", "http://u:p@proxy.internal:3128")?;
+        let dir = jail.directory().display().to_string();
+        jail.set_env(
+            "HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD_FILE",
+            format!("{dir}/kafka-password"),
+        );
+        jail.set_env("HOOKLINE_DELIVERY__PROXY_FILE", format!("{dir}/proxy"));
+        let s = Config::load(None).unwrap();
+        assert_eq!(s.kafka.options["sasl.password"], "s3cret 123");
+        assert!(!s.kafka.options.contains_key("sasl.password.file"));
+        assert_eq!(s.delivery.proxy.unwrap().host(), "proxy.internal");
+
+        jail.set_env("HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD", "also");
+        let e = Config::load(None).unwrap_err().to_string();
+        assert!(e.contains("both HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD and HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD_FILE are set"), "{e}");
+        std::env::remove_var("HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD");
+        jail.set_env("HOOKLINE_DELIVERY__PROXY_FILE", format!("{dir}/missing"));
+        let e = Config::load(None).unwrap_err().to_string();
+        assert!(
+            e.contains("cannot read HOOKLINE_DELIVERY__PROXY_FILE="),
+            "{e}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_proxy_names_the_key() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("HOOKLINE_DELIVERY__PROXY", "ftp://proxy");
+        let e = Config::load(None).unwrap_err().to_string();
+        assert!(e.contains("delivery.proxy: scheme \"ftp\""), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_key_is_an_error() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("hookline.toml", "[kafka]\nbrokerz = \"x\"\n")?;
+        let e = Config::load(None).unwrap_err().to_string();
+        assert!(e.contains("brokerz"), "{e}");
+        Ok(())
+    });
+}
