@@ -16,6 +16,8 @@
 //! - [`retry_topic`]: the delayed retry tiers, for deliveries whose attempts failed.
 //! - [`settle`]: delivered, dead-lettered ([`dlq`]) or dropped by rule; releases offsets.
 //! - [`pipeline`]: the routing stages between reading a message and queueing its deliveries.
+//! - [`subscription`]: where subscriptions come from (rule files, the API), their statuses,
+//!   the compacted topic that keeps API subscriptions, and auto-disable.
 //! - [`app`]: builds every stage from settings, starts them, and stops them in order.
 //!
 //! Around it: [`config`] (figment settings; [`env_file`] reads `*_FILE` variables), [`admin`] (metrics, health, API), [`metrics`]
@@ -39,3 +41,4 @@ pub mod retry_topic;
 pub mod rules;
 pub mod settle;
 pub mod source;
+pub mod subscription;

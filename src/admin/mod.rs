@@ -1,18 +1,34 @@
 //! The admin HTTP server: `/metrics`, `/healthz`, `/readyz` and the `/api/v1` routes.
+//!
+//! - [`guard`]: bearer tokens (constant-time) and the rate limit, over every `/api/v1` route;
+//!   `/metrics` and the probes too when `admin.protect_metrics` / `protect_probes` say so.
+//! - [`problem`]: RFC 7807 errors and request ids.
+//! - [`rules`]: the rule set in force, reload, dry run.
+//! - [`webhooks`]: subscriptions through the API; [`openapi`] describes them.
 
+pub mod guard;
 mod health;
+pub mod openapi;
+pub mod problem;
 mod rules;
+pub mod webhooks;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::header;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router as HttpRouter;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::AdminSettings;
 use crate::metrics::Metrics;
 use crate::rules::Router;
+use guard::{Access, Limit};
+use webhooks::WebhooksApi;
 
 /// What the admin handlers read. Cheap to clone.
 #[derive(Clone)]
@@ -23,18 +39,71 @@ pub struct AdminState {
     pub router: Router,
     /// Where rules are reloaded from.
     pub rules_dir: PathBuf,
+    /// Tokens and limits.
+    pub settings: AdminSettings,
+    /// The webhooks API.
+    pub webhooks: WebhooksApi,
+}
+
+fn webhook_routes(api: WebhooksApi) -> HttpRouter {
+    use webhooks::{actions, create, delete, get_one, list, patch, replace};
+    HttpRouter::new()
+        .route("/api/v1/webhooks", get(list).post(create))
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(get_one).put(replace).patch(patch).delete(delete),
+        )
+        .route("/api/v1/webhooks/{id}/pause", post(actions::pause))
+        .route("/api/v1/webhooks/{id}/resume", post(actions::resume))
+        .route("/api/v1/webhooks/{id}/test", post(actions::test))
+        .route("/api/v1/webhooks/{id}/secret/rotate", post(actions::rotate))
+        .with_state(api)
 }
 
 /// The admin routes.
 pub fn router(state: AdminState) -> HttpRouter {
-    HttpRouter::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    let access = Arc::new(Access::new(&state.settings, state.metrics.clone()));
+    let limit = Arc::new(Limit::new(
+        state.settings.rate_limit,
+        state.settings.rate_limit_burst,
+        state.metrics.clone(),
+    ));
+    // Everything under /api/v1: tokens, rate limit, body limit, problem details.
+    let api = HttpRouter::new()
         .route("/api/v1/rules", get(rules::summary))
         .route("/api/v1/rules/reload", post(rules::reload))
         .route("/api/v1/rules/test", post(rules::dry_run))
-        .with_state(state)
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .with_state(state.clone())
+        .merge(webhook_routes(state.webhooks.clone()))
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(from_fn(problem::fill_problems))
+        .layer(from_fn_with_state(access.clone(), guard::require_token))
+        .layer(from_fn_with_state(limit, guard::rate_limit));
+    // A read-protected sub-router (the playground of issue 12) is merged here, behind
+    // `guard::require_read_token` like `/metrics` when protected:
+    //   .merge(playground::router(..).layer(from_fn_with_state(access.clone(), guard::require_read_token)))
+    let mut metrics = HttpRouter::new()
+        .route("/metrics", get(metrics))
+        .with_state(state.clone());
+    if state.settings.protect_metrics {
+        metrics = metrics.layer(from_fn_with_state(
+            access.clone(),
+            guard::require_read_token,
+        ));
+    }
+    let mut probes = HttpRouter::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state.clone());
+    if state.settings.protect_probes {
+        probes = probes.layer(from_fn_with_state(access, guard::require_read_token));
+    }
+    HttpRouter::new()
+        .merge(api)
+        .merge(metrics)
+        .merge(probes)
+        .layer(from_fn(problem::request_id))
 }
 
 async fn metrics(

@@ -4,11 +4,14 @@
 //! - [`delivery`](self::delivery): settler, dispatcher, backlog and retry writers.
 //! - [`readers`](self::readers): the consumers of the retry tiers and the backlogs.
 //! - [`rule_changes`](self::rule_changes): lanes, topics and subscriptions following reloads.
+//! - [`subscriptions`](self::subscriptions): the subscription catalogue: loaded before the
+//!   rules, followed after, status changes and auto-disable.
 //! - [`topics`](self::topics): creating hookline's own topics.
 
 mod delivery;
 mod readers;
 mod rule_changes;
+mod subscriptions;
 mod topics;
 
 use std::net::SocketAddr;
@@ -49,6 +52,12 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Http(#[from] BuildError),
+    /// The subscriptions topic could not be read, or a subscription's secrets do not open.
+    #[error("cannot load the API subscriptions")]
+    Catalogue(#[from] crate::subscription::CatalogueError),
+    /// The subscriptions topic's writer could not be created.
+    #[error(transparent)]
+    Store(#[from] crate::subscription::StoreError),
     /// The admin address could not be bound.
     #[error("cannot listen on {addr} for the admin API")]
     Admin {
@@ -97,12 +106,13 @@ impl Running {
 /// guarantee: stop reading, let deliveries and writes in flight finish, commit, leave.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let metrics = Metrics::new();
-    let rules = reload::load_initial(&settings.rules.dir, &metrics).map_err(|source| {
-        StartError::Rules {
+    let catalogue = subscriptions::load(&settings).await?;
+    let (inputs, _) = catalogue.catalogue.inputs(chrono::Utc::now());
+    let rules = reload::load_initial_with(&settings.rules.dir, Arc::new(inputs), &metrics)
+        .map_err(|source| StartError::Rules {
             dir: settings.rules.dir.display().to_string(),
             source,
-        }
-    })?;
+        })?;
     metrics.rule_reloads.with_label_values(&["ok"]).inc();
     let topics = rules.topic_patterns();
     let subscriptions = rules.subscriptions().to_vec();
@@ -131,10 +141,13 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         addr: settings.admin_listen,
         source,
     })?;
+    let webhooks = subscriptions::start(catalogue, &settings, &metrics, &router, &delivery, &stop)?;
     let admin_state = AdminState {
         metrics: metrics.clone(),
         router: router.clone(),
         rules_dir: settings.rules.dir.clone(),
+        settings: settings.admin.clone(),
+        webhooks,
     };
     tokio::spawn(admin::serve_on(listener, admin_state, stop.clone()));
     let (dir, watch) = (settings.rules.dir.clone(), settings.rules.watch);

@@ -21,7 +21,9 @@ pub mod client;
 pub mod config;
 pub mod dispatcher;
 pub mod events;
+pub mod health;
 pub mod lane;
+pub mod probe;
 pub mod proxy;
 pub mod queue;
 pub mod rate_limit;
@@ -114,6 +116,14 @@ pub trait Divert: Send + Sync + 'static {
     /// Takes `job` (and settles its ack once it is durable), or gives it back with `Err` to
     /// have the dispatcher proceed as if there were no hook.
     fn divert(&self, job: Job, cause: DivertCause) -> BoxFuture<'static, Result<(), Job>>;
+}
+
+/// Told when a receiver answers `410 Gone`: the receiver says the subscription is over, so it
+/// is disabled (through the subscription catalogue, so every instance sees it) instead of
+/// having each event dead-lettered.
+pub trait Gone: Send + Sync + 'static {
+    /// `subscription`'s receiver answered 410 to `webhook_id`.
+    fn gone(&self, subscription: &str, webhook_id: &str);
 }
 
 /// Why a delivery went to its subscription's backlog instead of its in-memory queue.

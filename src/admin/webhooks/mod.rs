@@ -1,0 +1,613 @@
+//! `/api/v1/webhooks`: subscriptions created, read, changed and deleted through the API. A
+//! change is written to the subscriptions topic and answered once it is in force on this
+//! instance (every other instance follows the topic within moments). Rule-file subscriptions
+//! are listed and readable (`source: file`), and may be paused, resumed and tested; their
+//! definition changes only in their files.
+//!
+//! - [`body`]: reading and checking request bodies (the seed's `authType` rules).
+//! - [`view`]: what the answers look like.
+//! - [`actions`]: pause, resume, test, secret rotation.
+
+pub mod actions;
+pub mod body;
+pub mod view;
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::problem::{ApiError, JsonObject, Problem, RequestId};
+use crate::deliver::{Dispatcher, Secret};
+use crate::metrics::Metrics;
+use crate::rules::Router;
+use crate::subscription::crypto::SealError;
+use crate::subscription::model::{
+    fields, keys, HealthRecord, SigningKey, StoredWebhook, RECORD_VERSION,
+};
+use crate::subscription::status::StatusChanges;
+use crate::subscription::{Catalogue, StoreWriter};
+use body::{Draft, Mode};
+use view::{
+    ListMeta, Meta, Source, Status, Webhook, WebhookCreated, WebhookCreatedResponse, WebhookList,
+    WebhookResponse,
+};
+
+/// How long a change may take to be in force here before the answer goes out anyway (it is
+/// durable in Kafka already; this instance has only not read it back yet).
+pub const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// What the webhook handlers use. Cheap to clone.
+#[derive(Clone)]
+pub struct WebhooksApi {
+    /// What the topic says.
+    pub catalogue: Catalogue,
+    /// Writes changes.
+    pub writer: StoreWriter,
+    /// Status changes.
+    pub status: StatusChanges,
+    /// The rules in force.
+    pub router: Router,
+    /// For test deliveries (its SSRF guard).
+    pub dispatcher: Dispatcher,
+    /// Counters.
+    pub metrics: Metrics,
+    /// How long a rotated-out signing secret keeps signing.
+    pub signing_overlap: Duration,
+}
+
+pub(crate) fn meta(id: &RequestId) -> Meta {
+    Meta {
+        request_id: id.0.clone(),
+        timestamp: Utc::now(),
+    }
+}
+
+pub(crate) fn sealing(e: SealError) -> ApiError {
+    ApiError::unavailable(e.to_string())
+}
+
+pub(crate) fn store_failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unavailable(format!("the change could not be stored: {e}"))
+}
+
+/// A new Standard Webhooks secret: 32 random bytes.
+pub(crate) fn new_secret() -> Secret {
+    let bytes: [u8; 32] = rand::random();
+    Secret::new(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+impl WebhooksApi {
+    /// Any subscription as the API shows it.
+    pub(crate) fn view(&self, id: &str) -> Option<Webhook> {
+        let now = Utc::now();
+        let health = self.catalogue.health(id);
+        if let Some(w) = self.catalogue.webhook(id) {
+            return Some(Webhook::of_api(&w, health.as_ref(), now));
+        }
+        let rules = self.router.current();
+        let sub = rules.subscriptions().iter().find(|s| &*s.id == id)?;
+        let disabled_at = self
+            .catalogue
+            .status_of_file(id)
+            .filter(|s| s.disable_reason.is_some())
+            .map(|s| s.changed_at);
+        Some(Webhook::of_file(sub, health.as_ref(), disabled_at))
+    }
+
+    /// Every subscription, by id.
+    fn all(&self) -> Vec<Webhook> {
+        let now = Utc::now();
+        let state = self.catalogue.state();
+        let rules = self.router.current();
+        let mut out: Vec<Webhook> = state
+            .webhooks
+            .values()
+            .map(|w| Webhook::of_api(w, state.health.get(&w.id), now))
+            .collect();
+        for sub in rules.subscriptions() {
+            if state.webhooks.contains_key(&*sub.id) || rules.is_catalogue_subscription(&sub.id) {
+                continue;
+            }
+            let disabled_at = state
+                .statuses
+                .get(&*sub.id)
+                .filter(|s| s.disable_reason.is_some())
+                .map(|s| s.changed_at);
+            out.push(Webhook::of_file(
+                sub,
+                state.health.get(&*sub.id),
+                disabled_at,
+            ));
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// `Err(409)` when another subscription has `name`.
+    fn unique_name(&self, name: &str, except: &str) -> Result<(), ApiError> {
+        let taken = self
+            .all()
+            .into_iter()
+            .any(|w| w.id != except && w.name.trim().eq_ignore_ascii_case(name.trim()));
+        if taken {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("a subscription named {:?} exists already", name.trim()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An API subscription, or 409 for a file one, or 404.
+    pub(crate) fn stored(&self, id: &str) -> Result<StoredWebhook, ApiError> {
+        if let Some(w) = self.catalogue.webhook(id) {
+            return Ok(w);
+        }
+        if self
+            .router
+            .current()
+            .subscriptions()
+            .iter()
+            .any(|s| &*s.id == id)
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "read-only",
+                format!("subscription {id:?} is defined in a rule file; change it there"),
+            ));
+        }
+        Err(ApiError::not_found(id))
+    }
+
+    /// Writes `w` and waits until it is in force here.
+    pub(crate) async fn put(&self, w: &StoredWebhook) -> Result<(), ApiError> {
+        let offset = self
+            .writer
+            .write(&keys::webhook(&w.id), Some(w))
+            .await
+            .map_err(|e| {
+                self.metrics
+                    .subscription_store_errors
+                    .with_label_values(&["write"])
+                    .inc();
+                store_failed(e)
+            })?;
+        self.settle(offset).await;
+        Ok(())
+    }
+
+    /// Waits until the record at `offset` is in force here.
+    pub(crate) async fn settle(&self, offset: i64) {
+        if !self.catalogue.wait_applied(offset, APPLY_WAIT).await {
+            tracing::warn!(
+                offset,
+                "a subscription change is stored but not yet in force here"
+            );
+        }
+    }
+
+    /// The stored subscription as a draft, its secrets opened.
+    fn draft_of(&self, w: &StoredWebhook) -> Result<Draft, ApiError> {
+        let secrets = self.catalogue.secrets();
+        let open = |field: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|s| secrets.open(&w.id, field, s))
+                .transpose()
+                .map_err(sealing)
+        };
+        Ok(Draft {
+            name: w.name.clone(),
+            url: w.url.clone(),
+            event_types: w.event_types.clone(),
+            min_severity: w.min_severity.clone(),
+            topics: w.topics.clone(),
+            filter: w.filter.clone(),
+            template: w.template.clone(),
+            headers: w.headers.clone(),
+            skip_tls_verify: w.skip_tls_verify,
+            auth_type: w.auth_type,
+            user_name: open(fields::USER_NAME, &w.user_name)?,
+            password: open(fields::PASSWORD, &w.password)?,
+            token: open(fields::TOKEN, &w.token)?,
+            token_name: w.token_name.clone(),
+            signing_token: None,
+        })
+    }
+
+    /// The record for `d`, secrets sealed; `signing` as it will be stored.
+    fn record(
+        &self,
+        id: &str,
+        d: &Draft,
+        signing: Vec<SigningKey>,
+        base: Option<&StoredWebhook>,
+        now: DateTime<Utc>,
+    ) -> Result<StoredWebhook, ApiError> {
+        let secrets = self.catalogue.secrets();
+        let seal = |field: &str, v: &Option<Secret>| {
+            v.as_ref()
+                .map(|s| secrets.seal(id, field, s))
+                .transpose()
+                .map_err(sealing)
+        };
+        Ok(StoredWebhook {
+            version: RECORD_VERSION,
+            id: id.to_string(),
+            name: d.name.trim().to_string(),
+            url: d.url.trim().to_string(),
+            event_types: d.event_types.clone(),
+            min_severity: d.min_severity.clone(),
+            topics: d.topics.clone(),
+            filter: d.filter.clone(),
+            template: d.template.clone(),
+            headers: d.headers.clone(),
+            skip_tls_verify: d.skip_tls_verify,
+            auth_type: d.auth_type,
+            user_name: seal(fields::USER_NAME, &d.user_name)?,
+            password: seal(fields::PASSWORD, &d.password)?,
+            token: seal(fields::TOKEN, &d.token)?,
+            token_name: d.token_name.clone(),
+            signing,
+            status: base.map_or(crate::deliver::SubscriptionStatus::Active, |b| b.status),
+            disable_reason: base.and_then(|b| b.disable_reason.clone()),
+            disabled_at: base.and_then(|b| b.disabled_at),
+            created_at: base.map_or(now, |b| b.created_at),
+            last_modified_at: now,
+        })
+    }
+
+    /// Seals `secret` as the current signing key, the previous current one kept for the
+    /// overlap; expired ones are dropped.
+    pub(crate) fn rotate_keys(
+        &self,
+        w: &StoredWebhook,
+        secret: &Secret,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<SigningKey>, Option<DateTime<Utc>>), ApiError> {
+        let sealed = self
+            .catalogue
+            .secrets()
+            .seal(&w.id, fields::SIGNING, secret)
+            .map_err(sealing)?;
+        let until = now + chrono::Duration::from_std(self.signing_overlap).unwrap_or_default();
+        let mut keys = vec![SigningKey {
+            secret: sealed,
+            created_at: now,
+            expires_at: None,
+        }];
+        let mut previous = None;
+        for mut k in w.signing.iter().filter(|k| k.signs_at(now)).cloned() {
+            if k.expires_at.is_none() {
+                if self.signing_overlap.is_zero() {
+                    continue;
+                }
+                k.expires_at = Some(until);
+                previous = Some(until);
+            }
+            keys.push(k);
+        }
+        Ok((keys, previous))
+    }
+
+    /// The signing secrets of `keys` that sign at `now`, opened.
+    fn signing_secrets(
+        &self,
+        id: &str,
+        keys: &[SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Secret>, ApiError> {
+        keys.iter()
+            .filter(|k| k.signs_at(now))
+            .map(|k| {
+                self.catalogue
+                    .secrets()
+                    .open(id, fields::SIGNING, &k.secret)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(sealing)
+    }
+}
+
+/// Query of `GET /api/v1/webhooks`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only subscriptions with this status.
+    pub status: Option<Status>,
+    /// Only subscriptions from this source.
+    pub source: Option<Source>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `meta.nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List subscriptions.
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "Webhooks", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of subscriptions, by id", body = WebhookList),
+        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(api): State<WebhooksApi>,
+    Extension(rid): Extension<RequestId>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<WebhookList>, ApiError> {
+    let Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "validation", e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        let mut errors = body::Errors::new();
+        errors.insert("limit".into(), vec!["must be between 1 and 200".into()]);
+        return Err(ApiError::invalid(errors));
+    }
+    let all: Vec<Webhook> = api
+        .all()
+        .into_iter()
+        .filter(|w| q.status.is_none_or(|s| w.status == s))
+        .filter(|w| q.source.is_none_or(|s| w.source == s))
+        .collect();
+    let total = all.len();
+    let after = match &q.cursor {
+        None => None,
+        Some(c) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    let mut errors = body::Errors::new();
+                    errors.insert(
+                        "cursor".into(),
+                        vec!["is not a cursor this API gave".into()],
+                    );
+                    ApiError::invalid(errors)
+                })?,
+        ),
+    };
+    let page: Vec<Webhook> = all
+        .into_iter()
+        .filter(|w| after.as_ref().is_none_or(|a| w.id.as_str() > a.as_str()))
+        .take(limit as usize + 1)
+        .collect();
+    let more = page.len() > limit as usize;
+    let page: Vec<Webhook> = page.into_iter().take(limit as usize).collect();
+    let next_cursor = more.then(|| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(&page.last().expect("a full page").id)
+    });
+    Ok(Json(WebhookList {
+        data: page,
+        meta: ListMeta {
+            request_id: rid.0,
+            timestamp: Utc::now(),
+            next_cursor,
+            total,
+        },
+    }))
+}
+
+/// Read one subscription.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "Webhooks",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 200, description = "The subscription", body = WebhookResponse),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_one(
+    State(api): State<WebhooksApi>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookResponse>, ApiError> {
+    let data = api.view(&id).ok_or_else(|| ApiError::not_found(&id))?;
+    Ok(Json(WebhookResponse {
+        data,
+        meta: meta(&rid),
+    }))
+}
+
+/// Create a subscription.
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "Webhooks",
+    request_body(content = body::WebhookInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; `secret` is shown only here", body = WebhookCreatedResponse),
+        (status = 400, description = "Invalid input: every problem, by field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The read-only token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The subscriptions topic or the secret key is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    State(api): State<WebhooksApi>,
+    Extension(rid): Extension<RequestId>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let (draft, _) = body::read(&body, Draft::default(), Mode::Whole).map_err(ApiError::invalid)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let secret = draft.signing_token.clone().unwrap_or_else(new_secret);
+    body::check(&id, &draft, std::slice::from_ref(&secret)).map_err(ApiError::invalid)?;
+    api.unique_name(&draft.name, &id)?;
+    if !api.catalogue.secrets().has_key() {
+        return Err(sealing(SealError::NoKey));
+    }
+    let now = Utc::now();
+    let mut stored = api.record(&id, &draft, Vec::new(), None, now)?;
+    stored.signing = api.rotate_keys(&stored, &secret, now)?.0;
+    api.put(&stored).await?;
+    api.metrics
+        .subscription_changes
+        .with_label_values(&["create"])
+        .inc();
+    tracing::info!(subscription = %id, name = %stored.name, "subscription created");
+    let webhook = api
+        .view(&id)
+        .unwrap_or_else(|| Webhook::of_api(&stored, None, now));
+    let body = WebhookCreatedResponse {
+        data: WebhookCreated {
+            webhook,
+            secret: secret.expose().to_string(),
+        },
+        meta: meta(&rid),
+    };
+    let location = format!("/api/v1/webhooks/{id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn change(
+    api: WebhooksApi,
+    rid: RequestId,
+    id: String,
+    body: serde_json::Map<String, serde_json::Value>,
+    mode: Mode,
+) -> Result<Json<WebhookResponse>, ApiError> {
+    let stored = api.stored(&id)?;
+    let base = api.draft_of(&stored)?;
+    let (draft, _) = body::read(&body, base, mode).map_err(ApiError::invalid)?;
+    let now = Utc::now();
+    let (keys, _) = match &draft.signing_token {
+        Some(secret) => api.rotate_keys(&stored, secret, now)?,
+        None => (
+            stored
+                .signing
+                .iter()
+                .filter(|k| k.signs_at(now))
+                .cloned()
+                .collect(),
+            None,
+        ),
+    };
+    let secrets = api.signing_secrets(&id, &keys, now)?;
+    body::check(&id, &draft, &secrets).map_err(ApiError::invalid)?;
+    api.unique_name(&draft.name, &id)?;
+    let updated = api.record(&id, &draft, keys, Some(&stored), now)?;
+    api.put(&updated).await?;
+    api.metrics
+        .subscription_changes
+        .with_label_values(&["update"])
+        .inc();
+    tracing::info!(subscription = %id, "subscription changed");
+    let data = api
+        .view(&id)
+        .unwrap_or_else(|| Webhook::of_api(&updated, None, now));
+    Ok(Json(WebhookResponse {
+        data,
+        meta: meta(&rid),
+    }))
+}
+
+/// Replace a subscription (secrets not sent are kept while `authType` stays the same).
+#[utoipa::path(put, path = "/api/v1/webhooks/{id}", tag = "Webhooks",
+    params(("id" = String, Path, description = "The subscription's id")),
+    request_body(content = body::WebhookInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced", body = WebhookResponse),
+        (status = 400, description = "Invalid input: every problem, by field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The read-only token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken, or the subscription is defined in a rule file", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The subscriptions topic or the secret key is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn replace(
+    State(api): State<WebhooksApi>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<WebhookResponse>, ApiError> {
+    change(api, rid, id, body, Mode::Whole).await
+}
+
+/// Change some fields of a subscription (JSON merge patch: `null` clears an optional field).
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "Webhooks",
+    params(("id" = String, Path, description = "The subscription's id")),
+    request_body(content = body::WebhookPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed", body = WebhookResponse),
+        (status = 400, description = "Invalid input: every problem, by field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The read-only token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken, or the subscription is defined in a rule file", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The subscriptions topic or the secret key is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn patch(
+    State(api): State<WebhooksApi>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<WebhookResponse>, ApiError> {
+    change(api, rid, id, body, Mode::Patch).await
+}
+
+/// Delete a subscription. What waits in its backlog is kept `delivery.orphan_after`, then
+/// dead-lettered as `subscription-removed` (replayable).
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "Webhooks",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The read-only token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Defined in a rule file", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The subscriptions topic is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(
+    State(api): State<WebhooksApi>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    api.stored(&id)?;
+    let failed = |e| {
+        api.metrics
+            .subscription_store_errors
+            .with_label_values(&["write"])
+            .inc();
+        store_failed(e)
+    };
+    api.writer
+        .write::<HealthRecord>(&keys::health(&id), None)
+        .await
+        .map_err(failed)?;
+    let offset = api
+        .writer
+        .write::<StoredWebhook>(&keys::webhook(&id), None)
+        .await
+        .map_err(failed)?;
+    api.settle(offset).await;
+    api.metrics
+        .subscription_changes
+        .with_label_values(&["delete"])
+        .inc();
+    tracing::info!(subscription = %id, "subscription deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
