@@ -76,6 +76,7 @@ pub fn router(state: AdminState) -> HttpRouter {
         .route("/api/v1/openapi.json", get(openapi::document))
         .with_state(state.clone())
         .merge(webhook_routes(state.webhooks.clone()))
+        .fallback(no_such_endpoint)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(from_fn(problem::fill_problems))
         .layer(from_fn_with_state(access.clone(), guard::require_token))
@@ -104,6 +105,15 @@ pub fn router(state: AdminState) -> HttpRouter {
         .merge(metrics)
         .merge(probes)
         .layer(from_fn(problem::request_id))
+}
+
+/// Unknown paths get a problem too (behind the token: they reveal nothing else).
+async fn no_such_endpoint() -> problem::ApiError {
+    problem::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not-found",
+        "no such endpoint; see /api/v1/openapi.json",
+    )
 }
 
 async fn metrics(

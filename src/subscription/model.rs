@@ -41,6 +41,9 @@ pub struct StoredWebhook {
     pub headers: BTreeMap<String, String>,
     /// Accept any server certificate.
     pub skip_tls_verify: bool,
+    /// Requests in flight at once (1 keeps the order of events).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
     /// How the receiver authenticates hookline.
     pub auth_type: AuthKind,
     /// Sealed user name (basic).
@@ -63,6 +66,10 @@ pub struct StoredWebhook {
     pub created_at: DateTime<Utc>,
     /// Last change through the API (status changes included).
     pub last_modified_at: DateTime<Utc>,
+}
+
+fn default_concurrency() -> usize {
+    8
 }
 
 /// One signing secret.
@@ -188,6 +195,7 @@ impl StoredWebhook {
                 skip_verify: self.skip_tls_verify,
                 ..TlsConfig::default()
             },
+            concurrency: self.concurrency,
             ..SubscriptionConfig::minimal(&self.id, &self.url)
         };
         Ok(RouteSubscription {

@@ -2,7 +2,7 @@
 //! once), merged with what is stored (`PUT` and `PATCH` keep secrets that are not sent again),
 //! and checked with the seed API's `authType` rules and the rule compiler.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -52,6 +52,10 @@ pub struct WebhookInput {
     pub headers: Option<BTreeMap<String, String>>,
     /// Accept any server certificate.
     pub skip_tls_verify: Option<bool>,
+    /// Requests in flight at once, 1 to 256 (default 8); 1 delivers in the order of the
+    /// source partition.
+    #[schema(minimum = 1, maximum = 256)]
+    pub concurrency: Option<u32>,
     /// How the receiver authenticates hookline.
     pub auth_type: AuthType,
     /// Required when `authType` is `basic`; not allowed otherwise.
@@ -94,6 +98,9 @@ pub struct WebhookPatch {
     pub headers: Option<BTreeMap<String, String>>,
     /// Accept any server certificate.
     pub skip_tls_verify: Option<bool>,
+    /// Requests in flight at once.
+    #[schema(minimum = 1, maximum = 256)]
+    pub concurrency: Option<u32>,
     /// Authentication type.
     pub auth_type: Option<AuthType>,
     /// Basic user name.
@@ -119,6 +126,7 @@ const FIELDS: &[&str] = &[
     "template",
     "headers",
     "skipTlsVerify",
+    "concurrency",
     "authType",
     "userName",
     "password",
@@ -139,6 +147,7 @@ pub struct Draft {
     pub template: String,
     pub headers: BTreeMap<String, String>,
     pub skip_tls_verify: bool,
+    pub concurrency: usize,
     pub auth_type: AuthKind,
     pub user_name: Option<Secret>,
     pub password: Option<Secret>,
@@ -160,6 +169,7 @@ impl Default for Draft {
             template: "raw".into(),
             headers: BTreeMap::new(),
             skip_tls_verify: false,
+            concurrency: 8,
             auth_type: AuthKind::None,
             user_name: None,
             password: None,
@@ -199,13 +209,9 @@ fn field<T: DeserializeOwned>(
 }
 
 /// Applies `body` onto `base` (the stored subscription for `PUT`/`PATCH`, the defaults for
-/// `POST`). Secrets not sent are kept while `authType` stays the same. Returns the draft and
-/// the names of the secret fields the client sent (the auth rules apply to those).
-pub fn read(
-    body: &Map<String, Value>,
-    base: Draft,
-    mode: Mode,
-) -> Result<(Draft, BTreeSet<&'static str>), Errors> {
+/// `POST`). Secrets not sent are kept while `authType` stays the same. Returns the draft (with
+/// the fields that could be read) and the problems found reading it.
+pub fn read(body: &Map<String, Value>, base: Draft, mode: Mode) -> (Draft, Errors) {
     let mut errors = Errors::new();
     for key in body.keys() {
         if !FIELDS.contains(&key.as_str()) {
@@ -253,6 +259,13 @@ pub fn read(
     if let Some(v) = field::<bool>(body, "skipTlsVerify", e) {
         d.skip_tls_verify = v.unwrap_or(false);
     }
+    if let Some(v) = field::<u32>(body, "concurrency", e) {
+        match v {
+            Some(n) if (1..=256).contains(&n) => d.concurrency = n as usize,
+            Some(_) => push(e, "concurrency", "must be between 1 and 256"),
+            None => d.concurrency = 8,
+        }
+    }
     if let Some(v) = field::<AuthType>(body, "authType", e) {
         match v {
             Some(t) => d.auth_type = t.into(),
@@ -262,7 +275,6 @@ pub fn read(
     if let Some(v) = field::<String>(body, "tokenName", e) {
         d.token_name = v;
     }
-    let mut sent = BTreeSet::new();
     // Secrets not sent stay as stored while the auth type stays; a new type drops them.
     let keep = d.auth_type == base.auth_type;
     d.user_name = if keep { base.user_name.clone() } else { None };
@@ -278,11 +290,6 @@ pub fn read(
     ] {
         if let Some(v) = field::<String>(body, name, e) {
             *slot = v.map(Secret::new);
-            sent.insert(match name {
-                "userName" => "userName",
-                "password" => "password",
-                _ => "token",
-            });
         }
     }
     if let Some(v) = field::<String>(body, "signingToken", e) {
@@ -291,10 +298,28 @@ pub fn read(
     if mode == Mode::Whole && d.name.trim().is_empty() && !errors.contains_key("name") {
         push(&mut errors, "name", "must not be empty");
     }
-    if errors.is_empty() {
-        Ok((d, sent))
-    } else {
-        Err(errors)
+    (d, errors)
+}
+
+/// [`read`] then [`check`]: the subscription the rules would compile, or every problem of
+/// both (a field named by [`read`] is not named again by [`check`]).
+pub fn read_and_check(
+    body: &Map<String, Value>,
+    base: Draft,
+    mode: Mode,
+    id: &str,
+    signing: impl FnOnce(&Draft) -> Vec<Secret>,
+) -> Result<(Draft, RouteSubscription), Errors> {
+    let (draft, mut errors) = read(body, base, mode);
+    match check(id, &draft, &signing(&draft)) {
+        Ok(route) if errors.is_empty() => Ok((draft, route)),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            for (field, messages) in more {
+                errors.entry(field).or_insert(messages);
+            }
+            Err(errors)
+        }
     }
 }
 
@@ -432,6 +457,7 @@ pub fn check(id: &str, d: &Draft, signing: &[Secret]) -> Result<RouteSubscriptio
                 skip_verify: d.skip_tls_verify,
                 ..TlsConfig::default()
             },
+            concurrency: d.concurrency,
             ..SubscriptionConfig::minimal(id, d.url.trim())
         },
         template: d.template.clone(),

@@ -216,6 +216,7 @@ impl WebhooksApi {
             template: w.template.clone(),
             headers: w.headers.clone(),
             skip_tls_verify: w.skip_tls_verify,
+            concurrency: w.concurrency,
             auth_type: w.auth_type,
             user_name: open(fields::USER_NAME, &w.user_name)?,
             password: open(fields::PASSWORD, &w.password)?,
@@ -253,6 +254,7 @@ impl WebhooksApi {
             template: d.template.clone(),
             headers: d.headers.clone(),
             skip_tls_verify: d.skip_tls_verify,
+            concurrency: d.concurrency,
             auth_type: d.auth_type,
             user_name: seal(fields::USER_NAME, &d.user_name)?,
             password: seal(fields::PASSWORD, &d.password)?,
@@ -441,10 +443,14 @@ pub async fn create(
     Extension(rid): Extension<RequestId>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let (draft, _) = body::read(&body, Draft::default(), Mode::Whole).map_err(ApiError::invalid)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let secret = draft.signing_token.clone().unwrap_or_else(new_secret);
-    body::check(&id, &draft, std::slice::from_ref(&secret)).map_err(ApiError::invalid)?;
+    let generated = new_secret();
+    let mut secret = generated.clone();
+    let (draft, _) = body::read_and_check(&body, Draft::default(), Mode::Whole, &id, |d| {
+        secret = d.signing_token.clone().unwrap_or(generated);
+        vec![secret.clone()]
+    })
+    .map_err(ApiError::invalid)?;
     api.unique_name(&draft.name, &id)?;
     if !api.catalogue.secrets().has_key() {
         return Err(sealing(SealError::NoKey));
@@ -486,22 +492,25 @@ async fn change(
 ) -> Result<Json<WebhookResponse>, ApiError> {
     let stored = api.stored(&id)?;
     let base = api.draft_of(&stored)?;
-    let (draft, _) = body::read(&body, base, mode).map_err(ApiError::invalid)?;
     let now = Utc::now();
-    let (keys, _) = match &draft.signing_token {
-        Some(secret) => api.rotate_keys(&stored, secret, now)?,
-        None => (
-            stored
-                .signing
-                .iter()
-                .filter(|k| k.signs_at(now))
-                .cloned()
-                .collect(),
-            None,
-        ),
+    let current: Vec<SigningKey> = stored
+        .signing
+        .iter()
+        .filter(|k| k.signs_at(now))
+        .cloned()
+        .collect();
+    let mut secrets = api.signing_secrets(&id, &current, now)?;
+    let (draft, _) = body::read_and_check(&body, base, mode, &id, |d| {
+        if let Some(s) = &d.signing_token {
+            secrets.insert(0, s.clone());
+        }
+        secrets
+    })
+    .map_err(ApiError::invalid)?;
+    let keys = match &draft.signing_token {
+        Some(secret) => api.rotate_keys(&stored, secret, now)?.0,
+        None => current,
     };
-    let secrets = api.signing_secrets(&id, &keys, now)?;
-    body::check(&id, &draft, &secrets).map_err(ApiError::invalid)?;
     api.unique_name(&draft.name, &id)?;
     let updated = api.record(&id, &draft, keys, Some(&stored), now)?;
     api.put(&updated).await?;

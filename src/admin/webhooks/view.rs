@@ -126,6 +126,8 @@ pub struct Webhook {
     pub headers: BTreeMap<String, String>,
     /// Any server certificate is accepted.
     pub skip_tls_verify: bool,
+    /// Requests in flight at once.
+    pub concurrency: usize,
     /// Authentication type.
     pub auth_type: AuthType,
     /// `********` when set.
@@ -176,6 +178,7 @@ impl Webhook {
             template: w.template.clone(),
             headers: header_names(w.headers.keys()),
             skip_tls_verify: w.skip_tls_verify,
+            concurrency: w.concurrency,
             auth_type: w.auth_type.into(),
             user_name: redacted(w.user_name.is_some()),
             password: redacted(w.password.is_some()),
@@ -212,6 +215,7 @@ impl Webhook {
             template: c.template.clone().unwrap_or_else(|| "raw".into()),
             headers: header_names(c.headers.keys()),
             skip_tls_verify: c.tls.skip_verify,
+            concurrency: c.concurrency,
             auth_type: c.auth.kind.into(),
             user_name: redacted(c.auth.username.is_some()),
             password: redacted(c.auth.password.is_some()),

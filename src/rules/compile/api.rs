@@ -43,6 +43,7 @@ pub fn api_field(field: &str) -> &'static str {
         "headers" => "headers",
         "tls" => "skipTlsVerify",
         "id" => "id",
+        "concurrency" => "concurrency",
         _ => "url",
     }
 }
