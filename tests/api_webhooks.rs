@@ -153,7 +153,7 @@ async fn two_instances_see_each_others_changes_within_seconds() {
     );
     for n in 0..20 {
         let event = json!({"id": format!("e{n}"), "category": "alert", "severity": "high", "n": n});
-        h.produce_json(TOPIC, (n % 2) as i32, &event).await;
+        h.produce_json(TOPIC, n % 2, &event).await;
     }
     assert!(
         h.receiver.wait_until(LONG, |r| r.len() >= 20).await,

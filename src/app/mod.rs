@@ -25,7 +25,7 @@ use crate::config::Settings;
 use crate::deliver::BuildError;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::rules::{reload, LoadError, Router};
+use crate::rules::{reload, LoadError, Router, RuleSet};
 use crate::source::{Source, SourceError};
 
 /// The router could not start.
@@ -106,13 +106,16 @@ impl Running {
 /// guarantee: stop reading, let deliveries and writes in flight finish, commit, leave.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let metrics = Metrics::new();
+    let rules_invalid = |source| StartError::Rules {
+        dir: settings.rules.dir.display().to_string(),
+        source,
+    };
+    // The files alone first: invalid rules are reported at once, before Kafka is asked.
+    RuleSet::load_dir(&settings.rules.dir).map_err(rules_invalid)?;
     let catalogue = subscriptions::load(&settings).await?;
     let (inputs, _) = catalogue.catalogue.inputs(chrono::Utc::now());
     let rules = reload::load_initial_with(&settings.rules.dir, Arc::new(inputs), &metrics)
-        .map_err(|source| StartError::Rules {
-            dir: settings.rules.dir.display().to_string(),
-            source,
-        })?;
+        .map_err(rules_invalid)?;
     metrics.rule_reloads.with_label_values(&["ok"]).inc();
     let topics = rules.topic_patterns();
     let subscriptions = rules.subscriptions().to_vec();

@@ -175,37 +175,45 @@ impl StoreReader {
         })
     }
 
-    /// The offset after the last record now (0 for an empty or missing topic).
-    async fn end(&self) -> Result<i64, StoreError> {
-        let consumer = self.consumer.clone();
-        let topic = self.topic.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            consumer.fetch_watermarks(&topic, PARTITION, Duration::from_secs(10))
-        })
-        .await
-        .expect("the watermark query does not panic");
-        match result {
-            Ok((_, high)) => Ok(high),
-            Err(KafkaError::MetadataFetch(
-                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
-            )) => {
+    /// The offset after the last record now (0 for an empty or missing topic); asks again
+    /// until `deadline` while Kafka does not answer.
+    async fn end(&self, deadline: tokio::time::Instant) -> Result<i64, StoreError> {
+        loop {
+            let consumer = self.consumer.clone();
+            let topic = self.topic.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                consumer.fetch_watermarks(&topic, PARTITION, Duration::from_secs(10))
+            })
+            .await
+            .expect("the watermark query does not panic");
+            let source = match result {
+                Ok((_, high)) => return Ok(high),
+                Err(e) => e,
+            };
+            if source.rdkafka_error_code()
+                == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)
+            {
                 tracing::warn!(topic = %self.topic, "the subscriptions topic does not exist yet; no API subscriptions");
-                Ok(0)
+                return Ok(0);
             }
-            Err(source) => Err(StoreError::Kafka {
-                topic: self.topic.clone(),
-                what: "cannot read the end offset",
-                source,
-            }),
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Kafka {
+                    topic: self.topic.clone(),
+                    what: "cannot read the end offset",
+                    source,
+                });
+            }
+            tracing::warn!(topic = %self.topic, error = %source, "cannot read the subscriptions topic's end yet; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
     /// Reads every record up to the end the topic has now, within `timeout`.
     pub async fn read_to_end(&self, timeout: Duration) -> Result<Vec<(i64, Change)>, StoreError> {
-        let end = self.end().await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let end = self.end(deadline).await?;
         let mut out = Vec::new();
         let mut at = 0;
-        let deadline = tokio::time::Instant::now() + timeout;
         while at < end {
             let next = tokio::time::timeout_at(deadline, self.consumer.recv()).await;
             match next {

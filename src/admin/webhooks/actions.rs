@@ -7,9 +7,10 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::Utc;
 
+use super::responses::ActionErrors;
 use super::view::{Rotated, RotatedResponse, TestResponse, TestResult, WebhookResponse};
 use super::{meta, new_secret, WebhooksApi};
-use crate::admin::problem::{ApiError, Problem, RequestId};
+use crate::admin::problem::{ApiError, RequestId};
 use crate::event::{Event, Origin};
 use crate::subscription::status::{Action, StatusError};
 
@@ -51,11 +52,7 @@ async fn status(
     params(("id" = String, Path, description = "The subscription's id")),
     responses(
         (status = 200, description = "Paused", body = WebhookResponse),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The read-only token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The subscriptions topic is unavailable", body = Problem, content_type = "application/problem+json"),
+        ActionErrors,
     ))]
 pub async fn pause(
     State(api): State<WebhooksApi>,
@@ -71,11 +68,7 @@ pub async fn pause(
     params(("id" = String, Path, description = "The subscription's id")),
     responses(
         (status = 200, description = "Active", body = WebhookResponse),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The read-only token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The subscriptions topic is unavailable", body = Problem, content_type = "application/problem+json"),
+        ActionErrors,
     ))]
 pub async fn resume(
     State(api): State<WebhooksApi>,
@@ -113,10 +106,7 @@ fn sample(id: &str) -> Event {
     params(("id" = String, Path, description = "The subscription's id")),
     responses(
         (status = 200, description = "What the receiver answered (a failure to deliver is an answer too)", body = TestResponse),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The read-only token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        ActionErrors,
     ))]
 pub async fn test(
     State(api): State<WebhooksApi>,
@@ -188,12 +178,7 @@ pub async fn test(
     params(("id" = String, Path, description = "The subscription's id")),
     responses(
         (status = 200, description = "The new secret", body = RotatedResponse),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The read-only token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Defined in a rule file", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The subscriptions topic or the secret key is unavailable", body = Problem, content_type = "application/problem+json"),
+        ActionErrors,
     ))]
 pub async fn rotate(
     State(api): State<WebhooksApi>,

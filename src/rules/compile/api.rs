@@ -180,3 +180,50 @@ pub(crate) fn route(id: &str, position: usize, cond: Cond) -> Route {
         dedup: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::SubscriptionConfig;
+
+    fn sub(extra: impl FnOnce(&mut RouteSubscription)) -> RouteSubscription {
+        let mut s = RouteSubscription {
+            config: SubscriptionConfig::minimal("0b7c", "https://example.com/hook"),
+            template: "raw".into(),
+            event_types: vec!["*".into()],
+            min_severity: None,
+            topics: Vec::new(),
+            filter: None,
+        };
+        extra(&mut s);
+        s
+    }
+
+    #[test]
+    fn every_problem_is_named_by_its_api_field() {
+        assert!(check(&sub(|_| {})).is_empty());
+        assert!(check(&sub(|s| s.template = "{a: event.id}".into())).is_empty());
+        let problems = check(&sub(|s| {
+            s.template = "{{".into();
+            s.event_types = vec!["[x".into()];
+            s.min_severity = Some("huge".into());
+            s.filter = Some("[[".into());
+            s.topics = vec!["".into()];
+            s.config.url = "ftp://x/".into();
+        }));
+        let fields: Vec<&str> = problems.iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "template",
+                "eventTypes",
+                "topics",
+                "minSeverity",
+                "filter",
+                "url"
+            ]
+        );
+        let empty = check(&sub(|s| s.event_types.clear()));
+        assert_eq!(empty[0].field, "eventTypes");
+    }
+}
