@@ -3,7 +3,7 @@
 //! - [`guard`]: bearer tokens (constant-time) and the rate limit, over every `/api/v1` route;
 //!   `/metrics` and the probes too when `admin.protect_metrics` / `protect_probes` say so.
 //! - [`problem`]: RFC 7807 errors and request ids.
-//! - [`rules`]: the rule set in force, reload, dry run.
+//! - `rules`: the rule set in force, reload, dry run.
 //! - [`webhooks`]: subscriptions through the API; [`openapi`] describes them.
 
 pub mod guard;

@@ -12,6 +12,8 @@
 //! Reading order: [`config`] (what users write, validated into settings), [`dispatcher`]
 //! (queues and lanes), [`stack`] (the layer order), then the layers: [`rate_limit`],
 //! [`breaker`], [`retry`], [`auth`], [`signing`], [`client`] (with [`ssrf`], [`proxy`] and [`tls`]).
+//! Beside them: [`health`] (successes and failures, for auto-disable), [`probe`] (one request
+//! sent now, for the API's test) and the [`Gone`] hook (a `410 Gone` disables the subscription).
 //! `docs/delivery.md` describes the behaviour for operators.
 
 pub mod auth;

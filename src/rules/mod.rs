@@ -14,8 +14,11 @@
 //!   vendor words and numbers map onto it).
 //! - [`index`] narrows the routes by topic and category, [`matcher`] evaluates conditions,
 //!   [`route`] ties it together with [`dedup`] windows and rendering (`crate::render`).
-//! - [`reload`] swaps rule sets on file changes, SIGHUP and the admin API; [`cases`] runs
-//!   routing tests (`hookline test --cases`).
+//! - [`inputs`] is what a set is compiled from, held as values: the files as read, and what the
+//!   subscription catalogue adds (API subscriptions, each its own route, compiled by
+//!   [`compile::api`]; statuses set on file subscriptions).
+//! - [`reload`] swaps rule sets on file changes, SIGHUP, the admin API and catalogue changes;
+//!   [`cases`] runs routing tests (`hookline test --cases`).
 
 pub mod aliases;
 pub mod cases;
