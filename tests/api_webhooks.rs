@@ -384,3 +384,59 @@ async fn a_410_disables_the_subscription_and_keeps_the_delivery_for_a_resume() {
     running.stop();
     running.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_without_a_success_for_the_limit_disables_the_subscription() {
+    let h = Harness::new(TOPIC, 1).await;
+    h.write_rules(api_support::RULES);
+    h.receiver.respond("/down", |_| Respond::status(503));
+    let mut config = h.config("failing");
+    config.admin.write_token = Some(api_support::WRITE.into());
+    config.subscriptions.secret_key =
+        Some(base64::engine::general_purpose::STANDARD.encode([42u8; 32]));
+    config.subscriptions.disable_after = Duration::from_secs(2);
+    let running = hookline::app::start(h.finish(config)).await.unwrap();
+    let api = Api::of(&running);
+    let (id, _) = api.create(webhook("down", &h.receiver.url("/down"))).await;
+    produce(&h, 0..3).await;
+    // The streak is recorded in the subscriptions topic (shown as failingSince)...
+    assert!(
+        eventually_async(LONG, || async {
+            api.get(&format!("/api/v1/webhooks/{id}")).await.json()["data"]["failingSince"]
+                .is_string()
+        })
+        .await,
+        "no failure streak recorded"
+    );
+    // ...and once it is older than the limit, the subscription is disabled, with the reason.
+    assert!(
+        eventually_async(LONG, || async {
+            api.status_of(&id).await.as_deref() == Some("Disabled")
+        })
+        .await,
+        "not disabled after failing past the limit"
+    );
+    let w = api.get(&format!("/api/v1/webhooks/{id}")).await.json();
+    let reason = w["data"]["disableReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("no successful delivery since"),
+        "{reason}"
+    );
+    assert!(running
+        .metrics
+        .render()
+        .contains("hookline_subscriptions_disabled_total{reason=\"failing\"} 1"));
+    // Resume clears the reason and the streak.
+    let a = api
+        .post(&format!("/api/v1/webhooks/{id}/resume"), json!({}))
+        .await;
+    assert_eq!(a.json()["data"]["status"], "Active");
+    assert_eq!(
+        a.json()["data"]["failingSince"],
+        serde_json::Value::Null,
+        "{}",
+        a.text
+    );
+    running.stop();
+    running.wait().await;
+}

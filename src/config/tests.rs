@@ -92,3 +92,56 @@ fn unknown_key_is_an_error() {
         Ok(())
     });
 }
+
+#[test]
+fn admin_tokens_and_the_subscriptions_key_come_from_files() {
+    figment::Jail::expect_with(|jail| {
+        let dir = jail.directory().display().to_string();
+        jail.create_file("write", "w-0123456789abcdefgh\n")?;
+        jail.create_file("read", "r-0123456789abcdefgh\n")?;
+        jail.create_file("key", "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=\n")?;
+        jail.set_env("HOOKLINE_ADMIN__WRITE_TOKEN_FILE", format!("{dir}/write"));
+        jail.set_env("HOOKLINE_ADMIN__READ_TOKEN_FILE", format!("{dir}/read"));
+        jail.set_env(
+            "HOOKLINE_SUBSCRIPTIONS__SECRET_KEY_FILE",
+            format!("{dir}/key"),
+        );
+        let s = Config::load(None).unwrap();
+        assert_eq!(
+            s.admin.write_token.unwrap().expose(),
+            "w-0123456789abcdefgh"
+        );
+        assert_eq!(s.admin.read_token.unwrap().expose(), "r-0123456789abcdefgh");
+        assert_eq!(s.subscriptions.secret_key, Some(SecretKey([42u8; 32])));
+        assert_eq!(
+            s.subscriptions.disable_after,
+            Some(Duration::from_secs(5 * 86400))
+        );
+
+        jail.create_file("key", "too-short")?;
+        let e = Config::load(None).unwrap_err().to_string();
+        assert!(e.contains("subscriptions.secret_key"), "{e}");
+        assert!(!e.contains("too-short"), "{e}");
+        jail.create_file("key", "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=")?;
+        jail.create_file("write", "short")?;
+        let e = Config::load(None).unwrap_err().to_string();
+        assert!(
+            e.contains("admin.write_token: must have at least 16"),
+            "{e}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_read_token_needs_a_write_token() {
+    let config = AdminConfig {
+        read_token: Some("r".repeat(20)),
+        ..AdminConfig::default()
+    };
+    let e = config.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("admin.read_token: needs admin.write_token"),
+        "{e}"
+    );
+}
