@@ -467,3 +467,82 @@ async fn secrets_appear_only_in_the_create_and_rotate_answers() {
         answers[5]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_file_subscriptions_are_listed_read_only_and_can_be_paused() {
+    capture_logs();
+    let h = Harness::new(TOPIC, 1).await;
+    h.write_rules(&format!(
+        "{}subscriptions:\n  - id: from-file\n    url: \"{}?key=secret-in-query\"\nroutes:\n  - id: all\n    to: [from-file]\n",
+        api_support::RULES,
+        h.receiver.url("/file")
+    ));
+    let running = hookline::app::start(settings(&h, "files")).await.unwrap();
+    let api = Api::of(&running);
+    let list = api.get("/api/v1/webhooks?source=file").await;
+    let data = &list.json()["data"];
+    assert_eq!(data.as_array().unwrap().len(), 1, "{}", list.text);
+    assert_eq!(data[0]["id"], "from-file");
+    assert_eq!(data[0]["source"], "file");
+    assert!(!list.text.contains("secret-in-query"), "{}", list.text);
+    // Its definition changes only in its file.
+    for (method, path, body) in [
+        (
+            "PATCH",
+            "/api/v1/webhooks/from-file",
+            Some(json!({"name": "x"})),
+        ),
+        ("DELETE", "/api/v1/webhooks/from-file", None),
+        ("POST", "/api/v1/webhooks/from-file/secret/rotate", None),
+    ] {
+        let a = api.call(method, path, body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::CONFLICT,
+            "{method} {path}: {}",
+            a.text
+        );
+        assert_eq!(a.json()["code"], "read-only");
+    }
+    // Its name is taken.
+    let a = api
+        .post(
+            "/api/v1/webhooks",
+            webhook("from-file", &h.receiver.url("/x")),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    // Its status is operational state: pause and resume work, and every instance would see it.
+    let a = api
+        .post("/api/v1/webhooks/from-file/pause", json!({}))
+        .await;
+    assert_eq!(a.json()["data"]["status"], "Paused", "{}", a.text);
+    produce(&h, 0..3).await;
+    assert!(
+        common::eventually(Duration::from_secs(60), || h.committed("files", TOPIC, 1)
+            == [3])
+        .await
+    );
+    assert!(
+        h.receiver.requests().is_empty(),
+        "a paused file subscription received events"
+    );
+    let a = api
+        .post("/api/v1/webhooks/from-file/resume", json!({}))
+        .await;
+    assert_eq!(a.json()["data"]["status"], "Active", "{}", a.text);
+    assert!(
+        h.receiver
+            .wait_until(Duration::from_secs(60), |r| r.len() >= 3)
+            .await
+    );
+    // The test endpoint reports the receiver's answer.
+    let t = api
+        .post("/api/v1/webhooks/from-file/test", json!({}))
+        .await
+        .json();
+    assert_eq!(t["data"]["delivered"], true, "{t}");
+    assert_eq!(t["data"]["status"], 200, "{t}");
+    running.stop();
+    running.wait().await;
+}

@@ -102,8 +102,14 @@ async fn create_pause_resume_delete_through_the_api() {
 async fn two_instances_see_each_others_changes_within_seconds() {
     let h = Harness::new(TOPIC, 2).await;
     h.write_rules(api_support::RULES);
-    let a = hookline::app::start(settings(&h, "fleet")).await.unwrap();
-    let b = hookline::app::start(settings(&h, "fleet")).await.unwrap();
+    // Fleet mode: one instance delivers the subscription, both route to it.
+    let keyed = || {
+        let mut config = api_support::config(&h, "fleet");
+        config.delivery.mode = hookline::config::DeliveryMode::Keyed;
+        h.finish(config)
+    };
+    let a = hookline::app::start(keyed()).await.unwrap();
+    let b = hookline::app::start(keyed()).await.unwrap();
     let (api_a, api_b) = (Api::of(&a), Api::of(&b));
     let seconds = Duration::from_secs(10);
 

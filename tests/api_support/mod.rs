@@ -31,12 +31,17 @@ sources:
 
 /// Settings for `group` with tokens and a secret key (the same key for every instance).
 pub fn settings(h: &Harness, group: &str) -> Settings {
+    h.finish(config(h, group))
+}
+
+/// The configuration behind [`settings`], to adjust before `Harness::finish`.
+pub fn config(h: &Harness, group: &str) -> hookline::config::Config {
     let mut config = h.config(group);
     config.admin.write_token = Some(WRITE.into());
     config.admin.read_token = Some(READ.into());
     config.subscriptions.secret_key =
         Some(base64::engine::general_purpose::STANDARD.encode([42u8; 32]));
-    h.finish(config)
+    config
 }
 
 /// An HTTP client for one router's admin API.
