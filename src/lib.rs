@@ -20,7 +20,8 @@
 //!   the compacted topic that keeps API subscriptions, and auto-disable.
 //! - [`app`]: builds every stage from settings, starts them, and stops them in order.
 //!
-//! Around it: [`config`] (figment settings; [`env_file`] reads `*_FILE` variables), [`admin`] (metrics, health, API), [`metrics`]
+//! Around it: [`config`] (figment settings; [`env_file`] reads `*_FILE` variables), [`admin`]
+//! (metrics, health, API, the routing playground page), [`metrics`]
 //! (every metric, defined once), [`dev`] (an in-process broker and a webhook receiver for
 //! `hookline dev`, tests and benchmarks) and [`cli`] (the `hookline` commands).
 

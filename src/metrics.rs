@@ -15,7 +15,9 @@ use prometheus::{
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// All metrics. Label values are bounded: topics, partitions, subscription ids and fixed enums.
+/// All metrics. Label values are bounded: topics, partitions, source and subscription ids and
+/// fixed enums. Never event data: categories, ids and the like are chosen by whoever writes the
+/// events, so a category is never a label.
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -87,6 +89,8 @@ pub struct Inner {
     pub rules_loaded_timestamp: Gauge,
     /// Severities no alias or band understood (fell to the source's default), by source.
     pub severity_unknown: IntCounterVec,
+    /// Events with more categories than hookline keeps (the rest were ignored), by source.
+    pub categories_truncated: IntCounterVec,
     /// Deliveries suppressed by a route's dedup window, by subscription.
     pub dedup_suppressed: IntCounterVec,
     /// Events a template could not render, by subscription.
@@ -309,6 +313,11 @@ impl Metrics {
             severity_unknown: counter(
                 "hookline_severity_unknown_total",
                 "Severities no alias or band understood.",
+                &["source"],
+            ),
+            categories_truncated: counter(
+                "hookline_categories_truncated_total",
+                "Events with more categories than are kept; the rest were ignored.",
                 &["source"],
             ),
             dedup_suppressed: counter(

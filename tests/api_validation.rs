@@ -546,3 +546,55 @@ async fn rule_file_subscriptions_are_listed_read_only_and_can_be_paused() {
     running.stop();
     running.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_sits_behind_the_read_token() {
+    capture_logs();
+    let h = Harness::new(TOPIC, 1).await;
+    let running = start(&h, "playground").await;
+    let api = Api::of(&running);
+    let anonymous = api.with_token(None);
+    let a = anonymous.get("/playground/").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic "),
+        "a browser must be asked for the token: {:?}",
+        a.headers
+    );
+    assert_eq!(
+        anonymous.get("/playground/api/rules").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A browser logs in with the read token as the password; scripts send it as a bearer.
+    let page = api
+        .client
+        .get(format!("{}/playground/", api.base))
+        .basic_auth("me", Some(READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let reader = api.with_token(Some(READ));
+    assert_eq!(
+        reader.get("/playground/api/rules").await.status,
+        StatusCode::OK
+    );
+    // Its dry run is a read: the read-only token may run it.
+    let run = reader
+        .post(
+            "/playground/api/run",
+            json!({"topic": TOPIC, "event": r#"{"category": "alert", "severity": "high"}"#}),
+        )
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+    let wrong = api.with_token(Some("not-the-read-token-at-all"));
+    assert_eq!(
+        wrong.get("/playground/").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    running.stop();
+    running.wait().await;
+}

@@ -332,9 +332,11 @@ async fn in_fleet_mode_one_instance_delivers_each_subscription_in_order() {
             .unwrap_or(0.0)
         })
         .sum();
-    assert_eq!(
-        spilled, N as f64,
-        "in fleet mode every delivery goes through the backlog"
+    // At least once each: the second instance joining moves source partitions, and what was
+    // read but not yet committed is read (and spilled) again.
+    assert!(
+        spilled >= N as f64,
+        "in fleet mode every delivery goes through the backlog: {spilled} of {N}"
     );
     a.stop();
     b.stop();

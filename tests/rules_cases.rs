@@ -152,3 +152,119 @@ fn invalid_rules_make_the_dry_run_fail() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.starts_with("examples/subscriptions.yaml:4:10: environment variable HOOKLINE_DEV_RECEIVER is not set\n"), "{err}");
 }
+
+#[test]
+fn list_categories_in_json_and_reasons_for_routes_that_did_not_match() {
+    let out = hookline(&[
+        "test",
+        "--rules",
+        "rules/examples",
+        "--topic",
+        "security.wazuh",
+        "--event",
+        "rules/examples/events/wazuh-sshd.json",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let e = &v["events"][0];
+    assert_eq!(e["category"], "authentication_failures");
+    assert_eq!(
+        e["categories"],
+        serde_json::json!(["syslog", "sshd", "authentication_failures"])
+    );
+    assert_eq!(e["source"], "wazuh");
+    assert_eq!(
+        e["routes"],
+        serde_json::json!(["auth-failures", "soar-catch-all"])
+    );
+    let reasons: Vec<(&str, &str)> = e["not_matched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["route"].as_str().unwrap(), n["reason"].as_str().unwrap()))
+        .collect();
+    assert!(reasons.contains(&(
+        "intrusions",
+        "none of the categories [syslog, sshd, authentication_failures] matches [intrusion_detection]"
+    )), "{reasons:?}");
+    assert!(
+        reasons.contains(&(
+            "contrast-attacks",
+            "topic security.wazuh is not one of its topics [security.contrast]"
+        )),
+        "{reasons:?}"
+    );
+    let defined = std::fs::read_to_string("rules/examples/routes.yaml")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("  - id: "))
+        .count();
+    assert_eq!(
+        e["routes"].as_array().unwrap().len() + reasons.len(),
+        defined,
+        "every route either matched or has a reason"
+    );
+}
+
+#[test]
+fn a_failing_routes_expectation_says_why_each_missing_route_did_not_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = tmp.path().join("cases.yaml");
+    std::fs::write(
+        &cases,
+        "cases:
+  - name: ssh noise is not an authentication failure
+    topic: security.wazuh
+    event: {id: \"1.2\", rule: {level: 10, groups: [syslog, sshd]}}
+    expect:
+      id_is_a_string_check: ignored
+",
+    )
+    .unwrap();
+    let out = hookline(&[
+        "test",
+        "--rules",
+        "rules/examples",
+        "--cases",
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "unknown expect keys are refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("id_is_a_string_check"),
+        "{out:?}"
+    );
+    std::fs::write(
+        &cases,
+        "cases:
+  - name: ssh noise is not an authentication failure
+    topic: security.wazuh
+    event: {id: \"1.2\", rule: {level: 10, groups: [syslog, sshd]}}
+    expect:
+      event_id: \"1.2\"
+      categories: [sshd, syslog]
+      routes: [auth-failures, soar-catch-all]
+",
+    )
+    .unwrap();
+    let out = hookline(&[
+        "test",
+        "--rules",
+        "rules/examples",
+        "--cases",
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "FAIL  ssh noise is not an authentication failure (cases.yaml:2)
+        routes: expected [\"auth-failures\", \"soar-catch-all\"], got [\"soar-catch-all\"]
+          auth-failures: none of the categories [syslog, sshd] matches [authentication_fail*]
+0 passed, 1 failed
+"
+    );
+}

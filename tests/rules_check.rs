@@ -51,8 +51,8 @@ fn the_examples_pass() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert_eq!(
         stdout.trim(),
-        "rules/examples: ok (3 sources, 6 subscriptions, 7 routes)\n\
-         consumes: security.contrast, security.wallarm, security.netography, ^security\\.netography\\..*$"
+        "rules/examples: ok (5 sources, 6 subscriptions, 9 routes)\n\
+         consumes: security.contrast, security.wallarm, security.netography, ^security\\.netography\\..*$, security.wazuh, security.ecs"
     );
     assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
 }
@@ -79,7 +79,7 @@ fn check_unset(dir: &Path, extra: &[&str]) -> (String, String, Option<i32>) {
 fn unset_variables_warn_in_check_and_fail_with_strict_env() {
     let (stdout, stderr, code) = check_unset(Path::new("rules/examples"), &[]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(stdout.starts_with("rules/examples: ok (3 sources, 6 subscriptions, 7 routes)"));
+    assert!(stdout.starts_with("rules/examples: ok (5 sources, 6 subscriptions, 9 routes)"));
     let warnings: Vec<&str> = stderr.lines().collect();
     assert_eq!(warnings.len(), 6, "{stderr}");
     assert_eq!(

@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use base64::Engine;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
@@ -54,17 +55,42 @@ impl Access {
         self.write.is_some()
     }
 
-    /// Whether `authorization` (the header's value) allows `need`.
+    /// Whether `authorization` (the header's value: `Bearer <token>`) allows `need`.
     pub fn check(&self, authorization: Option<&str>, need: Need) -> Result<(), ApiError> {
+        let presented = authorization.and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_string())
+        });
+        self.check_token(presented.as_deref(), need)
+    }
+
+    /// [`Access::check`] that also takes HTTP Basic with the token as the password (any user
+    /// name), which a browser asks for by itself: the playground page.
+    pub fn check_browser(&self, authorization: Option<&str>, need: Need) -> Result<(), ApiError> {
+        let basic = authorization.and_then(|v| {
+            let (scheme, encoded) = v.split_once(' ')?;
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return None;
+            }
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            Some(text.split_once(':')?.1.to_string())
+        });
+        match basic {
+            Some(token) => self.check_token(Some(&token), need),
+            None => self.check(authorization, need),
+        }
+    }
+
+    fn check_token(&self, token: Option<&str>, need: Need) -> Result<(), ApiError> {
         let Some(write) = &self.write else {
             return Ok(());
         };
-        let presented = authorization
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .map(digest);
+        let presented = token.map(digest);
         let Some(presented) = presented else {
             self.metrics
                 .admin_rejected
@@ -161,6 +187,33 @@ pub async fn require_read_token(
     }
 }
 
+/// Middleware: the read (or write) token whatever the method, as a bearer token or as the
+/// password of HTTP Basic; without one, 401 asks the browser for it (`WWW-Authenticate:
+/// Basic`). For pages a person opens in a browser (the playground).
+pub async fn require_read_token_browser(
+    State(access): State<Arc<Access>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match access.check_browser(authorization, Need::Read) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            let mut response = reject(&req, e);
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(
+                    "Basic realm=\"hookline admin: the read token as password\", charset=\"UTF-8\"",
+                ),
+            );
+            response
+        }
+    }
+}
+
 /// The admin rate limit, for all clients together.
 pub struct Limit {
     limiter: DefaultDirectRateLimiter,
@@ -236,6 +289,28 @@ mod tests {
         );
         assert_eq!(
             a.check(Some(&"w".repeat(20)), Need::Read)
+                .unwrap_err()
+                .status,
+            401
+        );
+        let basic = |t: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("anyone:{t}"))
+            )
+        };
+        assert!(a
+            .check_browser(Some(&basic(&"r".repeat(20))), Need::Read)
+            .is_ok());
+        assert!(a.check_browser(Some(&r), Need::Read).is_ok());
+        assert_eq!(
+            a.check_browser(Some(&basic("nope")), Need::Read)
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            a.check(Some(&basic(&"w".repeat(20))), Need::Read)
                 .unwrap_err()
                 .status,
             401

@@ -1,7 +1,9 @@
-//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz` and the `/api/v1` routes.
+//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz`, the `/api/v1` routes and the
+//! routing playground (`/playground/`, its own sub-router: see [`playground`]).
 //!
 //! - [`guard`]: bearer tokens (constant-time) and the rate limit, over every `/api/v1` route;
-//!   `/metrics` and the probes too when `admin.protect_metrics` / `protect_probes` say so.
+//!   the playground behind the read token; `/metrics` and the probes too when
+//!   `admin.protect_metrics` / `protect_probes` say so.
 //! - [`problem`]: RFC 7807 errors and request ids.
 //! - `rules`: the rule set in force, reload, dry run.
 //! - [`webhooks`]: subscriptions through the API; [`openapi`] describes them.
@@ -9,6 +11,7 @@
 pub mod guard;
 mod health;
 pub mod openapi;
+pub mod playground;
 pub mod problem;
 mod rules;
 pub mod webhooks;
@@ -37,12 +40,12 @@ pub struct AdminState {
     pub metrics: Metrics,
     /// The live rules.
     pub router: Router,
-    /// Where rules are reloaded from.
+    /// Where rules are reloaded from (and the playground's example cases are read).
     pub rules_dir: PathBuf,
-    /// Tokens and limits.
+    /// Tokens, limits, the playground switch.
     pub settings: AdminSettings,
-    /// The webhooks API.
-    pub webhooks: WebhooksApi,
+    /// The webhooks API (`None`: an admin server without it, as in tests of the playground).
+    pub webhooks: Option<WebhooksApi>,
 }
 
 fn webhook_routes(api: WebhooksApi) -> HttpRouter {
@@ -75,15 +78,29 @@ pub fn router(state: AdminState) -> HttpRouter {
         .route("/api/v1/rules/test", post(rules::dry_run))
         .route("/api/v1/openapi.json", get(openapi::document))
         .with_state(state.clone())
-        .merge(webhook_routes(state.webhooks.clone()))
+        .merge(
+            state
+                .webhooks
+                .clone()
+                .map(webhook_routes)
+                .unwrap_or_default(),
+        )
         .fallback(no_such_endpoint)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(from_fn(problem::fill_problems))
         .layer(from_fn_with_state(access.clone(), guard::require_token))
         .layer(from_fn_with_state(limit, guard::rate_limit));
-    // A read-protected sub-router (the playground of issue 12) is merged here, behind
-    // `guard::require_read_token` like `/metrics` when protected:
-    //   .merge(playground::router(..).layer(from_fn_with_state(access.clone(), guard::require_read_token)))
+    // The playground shows rule texts and rendered bodies: behind the read token (a browser
+    // logs in with it as the password of HTTP Basic), whatever the method, since its POST is
+    // a dry run that changes nothing.
+    let playground = if state.settings.playground {
+        playground::router(state.clone()).layer(from_fn_with_state(
+            access.clone(),
+            guard::require_read_token_browser,
+        ))
+    } else {
+        HttpRouter::new()
+    };
     let mut metrics = HttpRouter::new()
         .route("/metrics", get(metrics))
         .with_state(state.clone());
@@ -102,6 +119,7 @@ pub fn router(state: AdminState) -> HttpRouter {
     }
     HttpRouter::new()
         .merge(api)
+        .merge(playground)
         .merge(metrics)
         .merge(probes)
         .layer(from_fn(problem::request_id))

@@ -7,8 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::AdminState;
-use crate::metrics::Metrics;
-use crate::rules::{reload, Router};
+use crate::rules::{dry_run, reload};
 
 /// `GET /api/v1/rules`: ids of what the rules in force define. Destinations are shown without
 /// credentials or query strings, which may hold tokens.
@@ -76,13 +75,7 @@ pub struct DryRun {
 /// delivering it: the same JSON as `hookline test --json`. Uses its own dedup memory, so a dry
 /// run never suppresses a real delivery.
 pub async fn dry_run(State(state): State<AdminState>, Json(req): Json<DryRun>) -> Json<Value> {
-    let router = Router::shared(state.router.current(), Metrics::new());
-    let payloads = match req.event {
-        Value::Array(items) => items,
-        one => vec![one],
-    };
-    let routed = crate::rules::cases::route_all(&router, &req.topic, &payloads);
-    Json(json!({
-        "events": routed.iter().map(crate::cli::test::to_json).collect::<Vec<_>>(),
-    }))
+    let payloads = dry_run::events_of(req.event);
+    let outcomes = dry_run::run(state.router.current(), &req.topic, &payloads);
+    Json(dry_run::report(&outcomes))
 }

@@ -69,6 +69,9 @@ pub enum StartError {
     },
 }
 
+/// How long a stop waits for the Kafka consumers to leave their groups.
+const CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A started router.
 pub struct Running {
     /// Its metrics.
@@ -150,9 +153,20 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         router: router.clone(),
         rules_dir: settings.rules.dir.clone(),
         settings: settings.admin.clone(),
-        webhooks,
+        webhooks: Some(webhooks),
     };
     tokio::spawn(admin::serve_on(listener, admin_state, stop.clone()));
+    if settings.admin.playground {
+        tracing::info!(url = %format!("http://{admin_addr}/playground/"), "routing playground");
+    }
+    if !admin_addr.ip().is_loopback() && settings.admin.write_token.is_none() {
+        tracing::warn!(
+            admin = %admin_addr,
+            "the admin API (and the playground, when on) is reachable beyond this host without a \
+             token: anyone can change subscriptions and see rule texts and rendered bodies; set \
+             admin.write_token (and admin.read_token), or bind admin.listen to loopback"
+        );
+    }
     let (dir, watch) = (settings.rules.dir.clone(), settings.rules.watch);
     if watch {
         // File changes and SIGHUP.
@@ -175,6 +189,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let reading = readers.spawn(&settings, &router, &delivery, &stop);
     let task = {
         let stop = stop.clone();
+        let router = router.clone();
         tokio::spawn(async move {
             source.run(&pipeline, stop).await;
             for reader in reading {
@@ -182,6 +197,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             }
             let grace = settings.shutdown_grace;
             tracing::info!(?grace, "stopping: finishing deliveries in flight");
+            // The rules must no longer start lanes (and the hook holds the dispatcher).
+            router.clear_prepare();
             delivery.dispatcher.shutdown(grace).await;
             pipeline.drain(grace).await;
             let backlog = delivery.backlog.clone();
@@ -193,6 +210,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
                 unsettled = source.offsets().pending(),
                 "stopped; unsettled events will be re-delivered"
             );
+            // Leave the consumer groups, so the partitions move to other instances at once,
+            // but never wait on librdkafka's close for long (see `ClosingConsumer`).
+            let mut closed = readers.closed();
+            closed.push(source.closed());
+            drop((source, readers));
+            let all = futures::future::join_all(closed.iter().map(|c| c.cancelled()));
+            if tokio::time::timeout(CLOSE_WITHIN, all).await.is_err() {
+                tracing::warn!(within = ?CLOSE_WITHIN, "a Kafka consumer did not close in time; leaving it");
+            }
         })
     };
     Ok(Running {

@@ -1,6 +1,7 @@
-//! The reader roles beside the source: one consumer per retry tier (group
+//! The reader roles beside the source: one consumer over every retry tier (group
 //! `<group_id>.retry`), and one consumer over every backlog topic (group
-//! `<group_id>.backlog`) with its monitor.
+//! `<group_id>.backlog`) with its monitor. A record not due yet pauses only its own
+//! partition, so one consumer serves every tier.
 
 use std::sync::Arc;
 
@@ -19,23 +20,21 @@ use crate::source::{Role, Source, SourceError};
 
 /// The consumers of hookline's own topics.
 pub(super) struct Readers {
-    retry: Vec<Arc<Source>>,
+    retry: Option<Arc<Source>>,
     backlog: Arc<Source>,
 }
 
 impl Readers {
     /// Creates and subscribes the consumers.
     pub fn new(settings: &Settings, metrics: &Metrics) -> Result<Readers, SourceError> {
-        let mut retry = Vec::new();
+        let mut retry = None;
         if let Some(schedule) = &settings.retry_schedule {
-            for tier in schedule.topics() {
-                let mut config = consumer_config(&settings.kafka);
-                config.set("group.id", format!("{}.retry", settings.kafka.group_id));
-                let reader =
-                    Source::with_config(config, &settings.kafka, metrics.clone(), Role::Retry)?;
-                reader.subscribe(std::slice::from_ref(&tier))?;
-                retry.push(Arc::new(reader));
-            }
+            let mut config = consumer_config(&settings.kafka);
+            config.set("group.id", format!("{}.retry", settings.kafka.group_id));
+            let reader =
+                Source::with_config(config, &settings.kafka, metrics.clone(), Role::Retry)?;
+            reader.subscribe(&schedule.topics())?;
+            retry = Some(Arc::new(reader));
         }
         let mut config = consumer_config(&settings.kafka);
         config
@@ -45,7 +44,8 @@ impl Readers {
             // Read ahead little: each lane takes only what it can send soon, and whatever
             // is fetched beyond that is dropped again when the partition pauses.
             .set("queued.min.messages", "1000")
-            .set("queued.max.messages.kbytes", "8192");
+            .set("queued.max.messages.kbytes", "8192")
+            .set("max.partition.fetch.bytes", "262144");
         // Each lane bounds what it takes from its backlog; a shared cap would let one
         // subscription's read-ahead stop the others'.
         let mut kafka = settings.kafka.clone();
@@ -67,7 +67,7 @@ impl Readers {
         stop: &CancellationToken,
     ) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
-        for reader in &self.retry {
+        if let Some(reader) = &self.retry {
             let reader = reader.clone();
             let handler = RetryReader::new(
                 router.clone(),
@@ -113,9 +113,17 @@ impl Readers {
         tasks
     }
 
+    /// Signals that each reader's consumer has closed (see [`Source::closed`]).
+    pub fn closed(&self) -> Vec<CancellationToken> {
+        let mut out: Vec<_> = self.retry.iter().map(|r| r.closed()).collect();
+
+        out.push(self.backlog.closed());
+        out
+    }
+
     /// Commits what every reader settled.
     pub async fn commit(&self) {
-        for reader in &self.retry {
+        if let Some(reader) = &self.retry {
             reader.commit().await;
         }
         self.backlog.commit().await;

@@ -65,9 +65,6 @@ pub(super) fn start(
         stop.clone(),
     ));
     tokio::spawn(status.clone().run(stop.clone()));
-    if settings.admin.write_token.is_none() && !settings.admin_listen.ip().is_loopback() {
-        tracing::warn!(listen = %settings.admin_listen, "the admin API is open to anyone who can reach it: set admin.write_token");
-    }
     Ok(WebhooksApi {
         catalogue,
         writer,

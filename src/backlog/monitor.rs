@@ -53,8 +53,16 @@ impl Monitor {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return,
             }
-            self.positions().await;
-            reported = self.gauges(reported).await;
+            // A query may take seconds; a stop must not wait for it (nor keep the dispatcher
+            // and its producers alive meanwhile).
+            let cycle = async {
+                self.positions().await;
+                self.gauges(reported.clone()).await
+            };
+            tokio::select! {
+                now = cycle => reported = now,
+                _ = stop.cancelled() => return,
+            }
         }
     }
 

@@ -48,7 +48,11 @@ pub struct SpillContext {
     failed: mpsc::UnboundedSender<Failed>,
 }
 
-impl ClientContext for SpillContext {}
+impl ClientContext for SpillContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(%error, reason, "backlog producer error");
+    }
+}
 
 impl ProducerContext for SpillContext {
     type DeliveryOpaque = Box<Ticket>;
@@ -96,6 +100,8 @@ fn is_permanent(error: &KafkaError) -> bool {
 
 struct Inner {
     producer: ThreadedProducer<SpillContext>,
+    /// For dead-lettering what Kafka can never accept.
+    settler: Settler,
     settings: BacklogSettings,
     admin: Option<AdminClient<DefaultClientContext>>,
     /// Topics known to exist (created, or found).
@@ -153,9 +159,11 @@ impl BacklogWriter {
                 admin,
                 created: Mutex::new(HashSet::new()),
                 max_record_bytes,
+                settler,
             }),
         };
-        tokio::spawn(retry_failed(writer.clone(), failed_rx, settler));
+        // Weak: the task must not keep the producer (whose context feeds it) alive.
+        tokio::spawn(retry_failed(Arc::downgrade(&writer.inner), failed_rx));
         Ok(writer)
     }
 
@@ -269,11 +277,8 @@ impl Spill for BacklogWriter {
 }
 
 /// Retries failed writes after a pause, and dead-letters the ones Kafka can never accept.
-async fn retry_failed(
-    writer: BacklogWriter,
-    mut failed: mpsc::UnboundedReceiver<Failed>,
-    settler: Settler,
-) {
+/// Ends when the writer is gone (its producer's context holds the sending side).
+async fn retry_failed(writer: std::sync::Weak<Inner>, mut failed: mpsc::UnboundedReceiver<Failed>) {
     while let Some(Failed {
         mut ticket,
         payload,
@@ -281,6 +286,10 @@ async fn retry_failed(
     }) = failed.recv().await
     {
         let sub = ticket.job.subscription.id.clone();
+        let Some(inner) = writer.upgrade() else {
+            // Stopped meanwhile: the ack drops unsettled; the event is read again.
+            return;
+        };
         if is_permanent(&error) {
             tracing::error!(subscription = %sub, origin = %ticket.job.event.origin, error = %error, "Kafka refuses this backlog record; dead-lettering the event");
             let Ticket { job, .. } = *ticket;
@@ -294,12 +303,17 @@ async fn retry_failed(
                 status: None,
                 payload: serde_json::to_vec(&*job.event.payload).expect("JSON serialises"),
             };
-            let settler = settler.clone();
+            let settler = inner.settler.clone();
             tokio::spawn(async move { settler.dead_letter(letter, job.ack).await });
             continue;
         }
         tracing::warn!(subscription = %sub, error = %error, "backlog write failed; retrying (its order relative to later records is lost)");
+        drop(inner);
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(inner) = writer.upgrade() else {
+            return;
+        };
+        let writer = BacklogWriter { inner };
         loop {
             match writer.send(ticket, &payload) {
                 Ok(()) => break,

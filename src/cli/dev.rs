@@ -91,6 +91,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         key,
     ));
     let settings = config.validate()?;
+    let playground = settings.admin.playground;
     broker.create_router_topics(&settings)?;
     let Some(running) = super::start_or_report(settings).await? else {
         return Ok(ExitCode::from(2));
@@ -104,6 +105,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         "  admin           : http://{}/metrics  /readyz  /api/v1/webhooks",
         running.admin_addr
     );
+    if playground {
+        println!(
+            "  playground      : http://{}/playground/  (try the rules on an event, edit templates and routes)",
+            running.admin_addr
+        );
+    }
     println!(
         "  produce more    : kcat -P -b {} -t {} <event.json",
         broker.bootstrap_servers(),
@@ -174,9 +181,8 @@ fn samples(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "json") {
-            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-            let vendor = stem.split('-').next().unwrap_or_default();
-            out.push((format!("security.{vendor}"), path));
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            out.push((crate::dev::samples::topic_for(&name), path));
         }
     }
     out.sort_by(|a, b| a.1.cmp(&b.1));

@@ -7,10 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use serde_json::{json, Value};
 
-use crate::metrics::Metrics;
-use crate::rules::{cases, Router, Routing, RuleSet};
+use crate::rules::dry_run::{self, Outcome};
+use crate::rules::{cases, RuleSet};
 
 /// Arguments of `hookline test`.
 #[derive(Debug, clap::Args)]
@@ -50,15 +49,13 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("give --topic and --event, or --cases");
     };
     let payloads = cases::read_events(event).map_err(anyhow::Error::msg)?;
-    let router = Router::shared(rules, Metrics::new());
-    let routings = cases::route_all(&router, topic, &payloads);
+    let outcomes = dry_run::run(rules, topic, &payloads);
     let mut out = std::io::stdout().lock();
     let written = if args.json {
-        let doc = json!({"events": routings.iter().map(to_json).collect::<Vec<_>>()});
-        let text = serde_json::to_string_pretty(&doc).context("encoding")?;
+        let text = serde_json::to_string_pretty(&dry_run::report(&outcomes)).context("encoding")?;
         writeln!(out, "{text}")
     } else {
-        routings
+        outcomes
             .iter()
             .enumerate()
             .try_for_each(|(i, r)| print_text(&mut out, i, r))
@@ -70,39 +67,22 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One routed event as the `--json` output shows it.
-pub fn to_json(r: &Routing) -> Value {
-    let deliveries: Vec<Value> = r
-        .deliveries
-        .iter()
-        .map(|d| match &d.body {
-            Some(Ok(body)) => json!({"subscription": &*d.subscription.id, "body": body}),
-            Some(Err(e)) => {
-                json!({"subscription": &*d.subscription.id, "body": null, "error": e.to_string()})
-            }
-            None => json!({"subscription": &*d.subscription.id, "body": null}),
-        })
-        .collect();
-    json!({
-        "category": r.category,
-        "severity": r.severity,
-        "raw_severity": r.raw_severity,
-        "event_id": r.event_id,
-        "routes": r.routes,
-        "deliveries": deliveries,
-        "suppressed": r.suppressed.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    })
-}
-
-fn print_text(out: &mut impl Write, i: usize, r: &Routing) -> std::io::Result<()> {
+fn print_text(out: &mut impl Write, i: usize, o: &Outcome) -> std::io::Result<()> {
+    let r = &o.routing;
+    let others = if r.categories.len() > 1 {
+        format!(" (categories {})", r.categories.join(", "))
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "event {}: category={} severity={} (raw {}) id={}",
+        "event {}: category={}{others} severity={} (raw {}) id={} source={}",
         i + 1,
         r.category,
         r.severity,
         r.raw_severity.as_deref().unwrap_or("-"),
-        r.event_id.as_deref().unwrap_or("-")
+        r.event_id.as_deref().unwrap_or("-"),
+        r.source.as_deref().unwrap_or("-"),
     )?;
     let routes = if r.routes.is_empty() {
         "(none)".to_string()
@@ -110,6 +90,12 @@ fn print_text(out: &mut impl Write, i: usize, r: &Routing) -> std::io::Result<()
         r.routes.join(", ")
     };
     writeln!(out, "  routes: {routes}")?;
+    if !o.not_matched.is_empty() {
+        writeln!(out, "  not matched:")?;
+    }
+    for n in &o.not_matched {
+        writeln!(out, "    {}: {}", n.route, n.reason)?;
+    }
     for d in &r.deliveries {
         match &d.body {
             Some(Ok(b)) => writeln!(out, "  -> {}: {}", d.subscription.id, b)?,

@@ -11,8 +11,11 @@ use crate::deliver::Secret;
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// Address of `/metrics`, `/healthz`, `/readyz` and `/api/v1`.
+    /// Address of `/metrics`, `/healthz`, `/readyz`, `/api/v1` and `/playground/`.
     pub listen: String,
+    /// Serve the routing playground page at `/playground/` (a dry run of the rules in force;
+    /// it shows rule texts and rendered bodies). Behind the read token when tokens are set.
+    pub playground: bool,
     /// Bearer token for every `/api/v1` endpoint (changes and reads). Unset: the API is open.
     pub write_token: Option<String>,
     /// Bearer token that may only read (`GET`); the write token reads too.
@@ -33,6 +36,7 @@ impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: "127.0.0.1:9464".into(),
+            playground: true,
             write_token: None,
             read_token: None,
             protect_metrics: false,
@@ -49,6 +53,8 @@ impl Default for AdminConfig {
 pub struct AdminSettings {
     /// Where it listens.
     pub listen: SocketAddr,
+    /// Serve the playground.
+    pub playground: bool,
     /// Token for everything under `/api/v1`.
     pub write_token: Option<Secret>,
     /// Token for reading only.
@@ -125,6 +131,7 @@ impl AdminConfig {
         }
         Ok(AdminSettings {
             listen,
+            playground: self.playground,
             write_token,
             read_token,
             protect_metrics: self.protect_metrics,

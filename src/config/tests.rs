@@ -7,6 +7,7 @@ fn defaults_are_valid() {
     let s = Config::default().validate().unwrap();
     assert_eq!(s.kafka.group_id, "hookline");
     assert_eq!(s.admin_listen.port(), 9464);
+    assert!(s.admin.playground, "the playground is on by default");
 }
 
 #[test]
@@ -81,6 +82,21 @@ fn a_bad_proxy_names_the_key() {
         assert!(e.contains("delivery.proxy: scheme \"ftp\""), "{e}");
         Ok(())
     });
+}
+
+#[test]
+fn the_playground_switch() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("HOOKLINE_ADMIN__PLAYGROUND", "false");
+        assert!(!Config::load(None).unwrap().admin.playground);
+        Ok(())
+    });
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/hookline.toml");
+    let s = Config::load(Some(Path::new(deploy))).unwrap();
+    assert!(
+        !s.admin.playground,
+        "the deployment example listens beyond loopback: no playground"
+    );
 }
 
 #[test]

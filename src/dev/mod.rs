@@ -1,5 +1,7 @@
-//! The embedded development kit: an in-process Kafka broker and a local webhook receiver.
-//! `hookline dev` runs on them, and so do the integration tests and the benchmark harness.
+//! The embedded development kit: an in-process Kafka broker, a local webhook receiver and the
+//! seed vendors' sample events. `hookline dev` runs on them, and so do the integration tests
+//! and the benchmark harness; the playground offers the samples.
 
 pub mod broker;
 pub mod receiver;
+pub mod samples;

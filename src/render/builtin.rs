@@ -91,6 +91,7 @@ mod tests {
         );
         let d = Derived {
             category: "ATTACK_ALERT".into(),
+            categories: vec!["ATTACK_ALERT".into()],
             severity: Severity::High,
             raw_severity: Some("HIGH".into()),
             event_id: Some("e-1".into()),

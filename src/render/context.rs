@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! { "event":   <the raw event>,
-//!   "hookline": { category, severity, raw_severity, event_id, source, topic, partition,
-//!                 offset, index, key, received_at, kafka_timestamp, fields: {...} },
+//!   "hookline": { category, categories, severity, raw_severity, event_id, source, topic,
+//!                 partition, offset, index, key, received_at, kafka_timestamp, fields: {...} },
 //!   "vars":    <the template's vars>   (templates only) }
 //! ```
 //!
@@ -28,8 +28,11 @@ use crate::rules::Severity;
 /// The fields classification derives from an event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Derived {
-    /// Category (`unknown`-like default when the extractor found nothing).
+    /// The primary category (the source's default when the extractor found nothing).
     pub category: String,
+    /// Every category of the event, the primary among them; never empty. Routes match when
+    /// any of them matches.
+    pub categories: Vec<String>,
     /// Normalised severity.
     pub severity: Severity,
     /// Severity as the event spelled it.
@@ -45,6 +48,7 @@ pub struct Derived {
 /// The names under `hookline`.
 pub const HOOKLINE_FIELDS: &[&str] = &[
     "category",
+    "categories",
     "severity",
     "raw_severity",
     "event_id",
@@ -165,6 +169,7 @@ impl<'a> EventContext<'a> {
         let opt = |v: Option<&str>| v.map_or(Value::Null, s);
         Some(match name {
             "category" => s(&d.category),
+            "categories" => Value::Array(d.categories.iter().map(|c| s(c)).collect()),
             "severity" => s(d.severity.as_str()),
             "raw_severity" => opt(d.raw_severity.as_deref()),
             "event_id" => opt(d.event_id.as_deref()),
@@ -215,6 +220,7 @@ mod tests {
         );
         let d = Derived {
             category: "cat".into(),
+            categories: vec!["cat".into()],
             severity: Severity::Low,
             raw_severity: None,
             event_id: Some("e".into()),

@@ -178,6 +178,27 @@ impl Extracted<'_> {
         }
     }
 
+    /// As a list of names (categories): a string is one name, a list one per element, other
+    /// scalars their JSON text. Nulls and blank strings are skipped, names are trimmed, each
+    /// is kept once, in order. At most `limit` are kept; the flag says whether more were left
+    /// out.
+    pub fn to_names(&self, limit: usize) -> (Vec<String>, bool) {
+        let mut names = Names {
+            out: Vec::new(),
+            limit,
+            truncated: false,
+        };
+        match self {
+            Extracted::Value(Value::Array(items)) => items.iter().for_each(|v| names.value(v)),
+            Extracted::Value(v) => names.value(v),
+            Extracted::Var(v) => match &**v {
+                Variable::Array(items) => items.iter().for_each(|v| names.var(v)),
+                other => names.var(other),
+            },
+        }
+        (names.out, names.truncated)
+    }
+
     /// As an owned JSON value.
     pub fn to_value(&self) -> Value {
         match self {
@@ -197,6 +218,44 @@ impl Extracted<'_> {
                 _ => None,
             },
             _ => None,
+        }
+    }
+}
+
+/// Collects names for [`Extracted::to_names`].
+struct Names {
+    out: Vec<String>,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Names {
+    fn push(&mut self, name: &str) {
+        let name = name.trim();
+        // A linear search: lists are short, and bounded by `limit`.
+        if name.is_empty() || self.out.iter().any(|n| n == name) {
+            return;
+        }
+        if self.out.len() == self.limit {
+            self.truncated = true;
+        } else {
+            self.out.push(name.to_string());
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::Null => {}
+            Value::String(s) => self.push(s),
+            other => self.push(&other.to_string()),
+        }
+    }
+
+    fn var(&mut self, v: &Variable) {
+        match v {
+            Variable::Null => {}
+            Variable::String(s) => self.push(s),
+            other => self.push(&var_to_value(other).to_string()),
         }
     }
 }

@@ -224,6 +224,7 @@ mod tests {
         );
         let d = Derived {
             category: "c".into(),
+            categories: vec!["c".into()],
             severity: Severity::Medium,
             raw_severity: Some("MEDIUM".into()),
             event_id: None,
@@ -242,6 +243,7 @@ mod tests {
             "{h: hookline, hn: hookline.nope, hi: hookline[0], nothing: other.path, idx: [0], sorted: sort_by(event.tags, &k)[0].k}",
             "event",
             "hookline.category",
+            "{cs: hookline.categories, c0: hookline.categories[0], n: length(hookline.categories), j: join(',', hookline.categories)}",
         ] {
             let e = Expr::compile(text).unwrap();
             let want = var_to_value(&e.eval(&cx.view(e.needs(), Some(&value_to_var(&vars)))).unwrap());
@@ -263,6 +265,7 @@ mod tests {
         );
         let d = Derived {
             category: "c".into(),
+            categories: vec!["c".into()],
             severity: Severity::Info,
             raw_severity: None,
             event_id: None,

@@ -22,7 +22,11 @@ enum Body {
     /// The event unchanged.
     Raw,
     /// A JMESPath expression over the context, planned; `vars` as the template gives them.
-    Expr { plan: Plan, vars: Value },
+    Expr {
+        plan: Plan,
+        vars: Value,
+        text: Arc<str>,
+    },
 }
 
 impl Template {
@@ -41,8 +45,26 @@ impl Template {
             body: Body::Expr {
                 plan: Plan::new(&expr),
                 vars: vars.cloned().unwrap_or(Value::Null),
+                text: expr.as_str().into(),
             },
         }
+    }
+
+    /// The expression's text; `None` for `raw`.
+    pub fn expression_text(&self) -> Option<&str> {
+        match &self.body {
+            Body::Raw => None,
+            Body::Expr { text, .. } => Some(text),
+        }
+    }
+
+    /// This template with another expression and the same `vars` (a draft in the playground).
+    pub fn with_expression(&self, expr: Expr) -> Template {
+        let vars = match &self.body {
+            Body::Raw => None,
+            Body::Expr { vars, .. } => Some(vars),
+        };
+        Template::expression(&self.name, expr, vars)
     }
 
     /// Renders the body for one event. A template that yields null is an error: it almost
@@ -50,7 +72,7 @@ impl Template {
     pub fn render(&self, cx: &EventContext<'_>) -> Result<Value, RenderError> {
         match &self.body {
             Body::Raw => Ok((*cx.event.payload).clone()),
-            Body::Expr { plan, vars } => {
+            Body::Expr { plan, vars, .. } => {
                 let out = plan.eval(cx, vars).map_err(|e| RenderError {
                     template: self.name.to_string(),
                     reason: format!(

@@ -6,7 +6,7 @@
 //! - [`writer`]: the dispatcher's divert hook; writes the next round, or dead-letters the job
 //!   when the schedule is exhausted.
 //! - [`replay`]: dead letters back to their subscription through the first tier.
-//! - [`reader`]: one consumer per tier (group `<group_id>.retry`) that hands due records
+//! - [`reader`]: one consumer over every tier (group `<group_id>.retry`) that hands due records
 //!   back to their subscription's queue.
 
 pub mod reader;

@@ -8,7 +8,9 @@
 //!     event: events/contrast.json      # a file (relative to this one) or an inline event
 //!     repeat: 1                         # route the event(s) this many times
 //!     expect:                           # one mapping for every event, or a list, one per event
-//!       category: ATTACK_ALERT
+//!       category: ATTACK_ALERT            # the primary category
+//!       categories: [ATTACK_ALERT]         # every category, exact set, any order
+//!       source: contrast
 //!       severity: critical
 //!       routes: [contrast-attacks]      # exact set, any order
 //!       subscriptions: [pagerduty, slack]
@@ -26,10 +28,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::load::node_to_json;
-use super::{Router, Routing, RuleSet};
-use crate::event::{Event, Origin};
-use crate::metrics::Metrics;
+use super::dry_run::{self, Outcome};
+use super::load::{node_to_json, yaml_options};
+use super::RuleSet;
 use crate::render::expr::{value_to_var, var_to_value};
 use crate::render::Expr;
 
@@ -77,11 +78,26 @@ fn one() -> usize {
     1
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum ExpectSpec {
     Each(Vec<Expect>),
     All(Expect),
+}
+
+/// A list or one mapping. Not `#[serde(untagged)]`: its error ("did not match any variant")
+/// would hide which key is wrong.
+impl<'de> Deserialize<'de> for ExpectSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Array(items) => serde_json::from_value(Value::Array(items))
+                .map(ExpectSpec::Each)
+                .map_err(D::Error::custom),
+            one => serde_json::from_value(one)
+                .map(ExpectSpec::All)
+                .map_err(D::Error::custom),
+        }
+    }
 }
 
 /// What one event must produce; absent keys are not checked.
@@ -89,6 +105,8 @@ enum ExpectSpec {
 #[serde(deny_unknown_fields)]
 struct Expect {
     category: Option<String>,
+    categories: Option<Vec<String>>,
+    source: Option<String>,
     severity: Option<String>,
     event_id: Option<String>,
     routes: Option<Vec<String>>,
@@ -111,33 +129,10 @@ pub struct CaseResult {
 
 /// Runs every case of `cases_file` against `rules`.
 pub fn run(rules: Arc<RuleSet>, cases_file: &Path) -> Result<Vec<CaseResult>, CasesError> {
-    let invalid = |reason: String| CasesError::Invalid {
-        path: cases_file.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(cases_file).map_err(|source| CasesError::Read {
-        path: cases_file.to_path_buf(),
-        source,
-    })?;
-    let node = marked_yaml::parse_yaml(0, &text).map_err(|e| invalid(e.to_string()))?;
-    let lines: Vec<usize> = node
-        .as_mapping()
-        .and_then(|m| m.get_sequence("cases"))
-        .map(|s| {
-            s.iter()
-                .map(|n| n.span().start().map_or(0, |m| m.line()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let file: CasesFile =
-        serde_json::from_value(node_to_json(&node)).map_err(|e| invalid(e.to_string()))?;
+    let (file, places) = parse(cases_file)?;
     let base = cases_file.parent().unwrap_or(Path::new("."));
-    let shown = cases_file
-        .file_name()
-        .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
     let mut results = Vec::new();
-    for (i, case) in file.cases.into_iter().enumerate() {
-        let place = format!("{shown}:{}", lines.get(i).copied().unwrap_or(0));
+    for (case, place) in file.cases.into_iter().zip(places) {
         let failures = match run_case(&rules, &case, base) {
             Ok(f) => f,
             Err(reason) => vec![reason],
@@ -149,6 +144,80 @@ pub fn run(rules: Arc<RuleSet>, cases_file: &Path) -> Result<Vec<CaseResult>, Ca
         });
     }
     Ok(results)
+}
+
+/// A case's event(s), offered by the playground as an example.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Example {
+    /// The case's name.
+    pub name: String,
+    /// Where the case is (`cases.yaml:12`).
+    pub place: String,
+    /// Its topic.
+    pub topic: String,
+    /// Its event, or an array of its events.
+    pub event: Value,
+}
+
+/// The cases of every routing-test file directly in `dir`, as examples. Files that cannot be
+/// read or parsed are left out (`hookline test --cases` reports them).
+pub fn examples_in(dir: &Path) -> Vec<Example> {
+    let files = super::load::rule_files(dir).unwrap_or_default();
+    let mut out = Vec::new();
+    for path in files {
+        let Ok((file, places)) = parse(&path) else {
+            continue;
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        for (case, place) in file.cases.into_iter().zip(places) {
+            let Ok(events) = case_events(&case, base) else {
+                continue;
+            };
+            out.push(Example {
+                name: case.name,
+                place,
+                topic: case.topic,
+                event: match <[Value; 1]>::try_from(events) {
+                    Ok([one]) => one,
+                    Err(many) => Value::Array(many),
+                },
+            });
+        }
+    }
+    out
+}
+
+/// Reads a cases file: its cases and where each is (`cases.yaml:12`). A YAML file without a
+/// top-level `cases:` is not a cases file.
+fn parse(cases_file: &Path) -> Result<(CasesFile, Vec<String>), CasesError> {
+    let invalid = |reason: String| CasesError::Invalid {
+        path: cases_file.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(cases_file).map_err(|source| CasesError::Read {
+        path: cases_file.to_path_buf(),
+        source,
+    })?;
+    let node = marked_yaml::parse_yaml_with_options(0, &text, yaml_options())
+        .map_err(|e| invalid(e.to_string()))?;
+    let lines: Vec<usize> = node
+        .as_mapping()
+        .and_then(|m| m.get_sequence("cases"))
+        .map(|s| {
+            s.iter()
+                .map(|n| n.span().start().map_or(0, |m| m.line()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let file: CasesFile =
+        serde_json::from_value(node_to_json(&node)).map_err(|e| invalid(e.to_string()))?;
+    let shown = cases_file
+        .file_name()
+        .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+    let places = (0..file.cases.len())
+        .map(|i| format!("{shown}:{}", lines.get(i).copied().unwrap_or(0)))
+        .collect();
+    Ok((file, places))
 }
 
 /// Reads an event file: a JSON object is one event, an array one event per element.
@@ -167,31 +236,18 @@ fn split(v: Value) -> Vec<Value> {
     }
 }
 
-/// Routes `payloads` as if read from `topic`, one message per payload (offsets 0, 1, ...).
-pub fn route_all(router: &Router, topic: &str, payloads: &[Value]) -> Vec<Routing> {
-    payloads
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let origin = Origin {
-                topic: topic.into(),
-                partition: 0,
-                offset: i as i64,
-                index: 0,
-            };
-            router.route_dry(&Event::new(origin, p.clone()))
-        })
-        .collect()
-}
-
-fn run_case(rules: &Arc<RuleSet>, case: &CaseConfig, base: &Path) -> Result<Vec<String>, String> {
+/// A case's events: from its file or inline, repeated.
+fn case_events(case: &CaseConfig, base: &Path) -> Result<Vec<Value>, String> {
     let events = match &case.event {
         Value::String(file) => read_events(&base.join(file))?,
         inline => split(inline.clone()),
     };
-    let events: Vec<Value> = std::iter::repeat_n(events, case.repeat).flatten().collect();
-    let router = Router::shared(rules.clone(), Metrics::new());
-    let routings = route_all(&router, &case.topic, &events);
+    Ok(std::iter::repeat_n(events, case.repeat).flatten().collect())
+}
+
+fn run_case(rules: &Arc<RuleSet>, case: &CaseConfig, base: &Path) -> Result<Vec<String>, String> {
+    let events = case_events(case, base)?;
+    let routings = dry_run::run(rules.clone(), &case.topic, &events);
     let none = Expect::default();
     let expects: Vec<&Expect> = match &case.expect {
         None => vec![&none; routings.len()],
@@ -221,7 +277,8 @@ fn run_case(rules: &Arc<RuleSet>, case: &CaseConfig, base: &Path) -> Result<Vec<
     Ok(failures)
 }
 
-fn check(r: &Routing, e: &Expect) -> Vec<String> {
+fn check(o: &Outcome, e: &Expect) -> Vec<String> {
+    let r = &o.routing;
     let mut out = Vec::new();
     let mut eq = |what: &str, want: &Option<String>, got: Option<&str>| {
         if let Some(w) = want {
@@ -233,6 +290,7 @@ fn check(r: &Routing, e: &Expect) -> Vec<String> {
     eq("category", &e.category, Some(&r.category));
     eq("severity", &e.severity, Some(r.severity.as_str()));
     eq("event_id", &e.event_id, r.event_id.as_deref());
+    eq("source", &e.source, r.source.as_deref());
     let delivered: Vec<String> = r
         .deliveries
         .iter()
@@ -240,6 +298,7 @@ fn check(r: &Routing, e: &Expect) -> Vec<String> {
         .collect();
     let suppressed: Vec<String> = r.suppressed.iter().map(|s| s.to_string()).collect();
     for (what, want, got) in [
+        ("categories", &e.categories, &r.categories),
         ("routes", &e.routes, &r.routes),
         ("subscriptions", &e.subscriptions, &delivered),
         ("suppressed", &e.suppressed, &suppressed),
@@ -250,6 +309,15 @@ fn check(r: &Routing, e: &Expect) -> Vec<String> {
             g.sort();
             if w != g {
                 out.push(format!("{what}: expected {want:?}, got {got:?}"));
+                if what == "routes" {
+                    // Say why each expected route did not match.
+                    out.extend(
+                        o.not_matched
+                            .iter()
+                            .filter(|n| want.iter().any(|w| **w == *n.route))
+                            .map(|n| format!("  {}: {}", n.route, n.reason)),
+                    );
+                }
             }
         }
     }
@@ -280,4 +348,125 @@ fn check(r: &Routing, e: &Expect) -> Vec<String> {
         }
     }
     out
+}
+
+/// A `cases:` entry that expects what `outcomes` (the dry run of `events` on `topic`) show: the
+/// classification, the routes, the subscriptions delivered to and those suppressed. Indented to
+/// be pasted under `cases:`. Values are written as JSON, which YAML reads as the same values
+/// (and quoted strings stay strings).
+pub fn entry(name: &str, topic: &str, events: &[Value], outcomes: &[Outcome]) -> String {
+    let json = |v: &Value| serde_json::to_string(v).expect("JSON values encode");
+    let expect = |o: &Outcome| -> Vec<(&'static str, Value)> {
+        let r = &o.routing;
+        let mut fields = vec![
+            ("category", Value::from(r.category.as_str())),
+            ("categories", Value::from(r.categories.clone())),
+            ("severity", Value::from(r.severity.as_str())),
+        ];
+        if let Some(id) = &r.event_id {
+            fields.push(("event_id", Value::from(id.as_str())));
+        }
+        if let Some(source) = &r.source {
+            fields.push(("source", Value::from(&**source)));
+        }
+        let delivered: Vec<&str> = r.deliveries.iter().map(|d| &*d.subscription.id).collect();
+        let suppressed: Vec<&str> = r.suppressed.iter().map(|s| &**s).collect();
+        fields.extend([
+            ("routes", Value::from(r.routes.clone())),
+            ("subscriptions", Value::from(delivered)),
+            ("suppressed", Value::from(suppressed)),
+        ]);
+        fields
+    };
+    let mut out = format!(
+        "  - name: {}\n    topic: {}\n    event: {}\n    expect:\n",
+        json(&Value::from(name)),
+        json(&Value::from(topic)),
+        json(&match events {
+            [one] => one.clone(),
+            many => Value::Array(many.to_vec()),
+        }),
+    );
+    match outcomes {
+        [one] => {
+            for (key, value) in expect(one) {
+                out.push_str(&format!("      {key}: {}\n", json(&value)));
+            }
+        }
+        many => {
+            for o in many {
+                let m: serde_json::Map<String, Value> = expect(o)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                out.push_str(&format!("      - {}\n", json(&Value::Object(m))));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example_rules() -> Arc<RuleSet> {
+        let env =
+            |name: &str| (name == "HOOKLINE_DEV_RECEIVER").then(|| "http://127.0.0.1:9".into());
+        Arc::new(RuleSet::load_dir_with_env(Path::new("rules/examples"), &env).unwrap())
+    }
+
+    #[test]
+    fn the_cases_files_of_a_rules_directory_are_examples() {
+        let examples = examples_in(Path::new("rules/examples"));
+        assert!(examples.len() >= 13, "{examples:?}");
+        let wazuh = examples
+            .iter()
+            .find(|e| e.topic == "security.wazuh")
+            .unwrap();
+        assert_eq!(wazuh.event["rule"]["groups"][2], "authentication_failures");
+        assert!(wazuh.place.starts_with("cases.yaml:"), "{}", wazuh.place);
+        let lifecycle = examples
+            .iter()
+            .find(|e| e.name.starts_with("Netography lifecycle"))
+            .unwrap();
+        assert_eq!(lifecycle.event.as_array().map(Vec::len), Some(4));
+    }
+
+    #[test]
+    fn written_entries_pass_against_the_rules_they_were_written_from() {
+        let rules = example_rules();
+        let tmp = tempfile::tempdir().unwrap();
+        let mut text = String::from("cases:\n");
+        let mut written = 0;
+        for example in examples_in(Path::new("rules/examples")) {
+            let events = dry_run::events_of(example.event.clone());
+            let outcomes = dry_run::run(rules.clone(), &example.topic, &events);
+            text.push_str(&entry(&example.name, &example.topic, &events, &outcomes));
+            written += 1;
+        }
+        // Strings that YAML would read as something else unless quoted.
+        let tricky = serde_json::json!({"id": "007", "level": "true", "n": 1.5, "s": "a: b # c", "u": "\u{e9}\n\t\"'", "category": ["x", "null"]});
+        let events = vec![tricky];
+        let outcomes = dry_run::run(rules.clone(), "other.topic", &events);
+        assert_eq!(outcomes[0].routing.event_id.as_deref(), Some("007"));
+        text.push_str(&entry(
+            "tricky: \"names\"",
+            "other.topic",
+            &events,
+            &outcomes,
+        ));
+        let file = tmp.path().join("cases.yaml");
+        std::fs::write(&file, &text).unwrap();
+        let results = run(rules, &file).unwrap();
+        assert_eq!(results.len(), written + 1);
+        for r in results {
+            assert!(
+                r.failures.is_empty(),
+                "{}: {:?}\n{text}",
+                r.name,
+                r.failures
+            );
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! Each route's top-level category test is lifted out of its condition (see
 //! [`Cond::take_category`](super::matcher::Cond::take_category)) and filed under its literal
 //! names (a hash lookup) or its globs (one `GlobSet` for all routes). Routes without a category
-//! test are candidates for every category. One such category index is kept per topic, holding
+//! test are candidates for every category. An event with several categories is looked up
+//! under each: its candidates are every route that any of them admits. One such category index is kept per topic, holding
 //! only the routes whose `topics` admit it; it is built the first time the topic is seen.
 
 use std::collections::HashMap;
@@ -48,6 +49,33 @@ impl Index {
             categories,
             by_topic: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The topic filter and category test the index applies for route `route` (a position
+    /// in rule order); `None` where the route has none.
+    pub fn filters(&self, route: usize) -> (Option<&NameMatch>, Option<&NameMatch>) {
+        (
+            self.topics.get(route).and_then(Option::as_ref),
+            self.categories.get(route).and_then(Option::as_ref),
+        )
+    }
+
+    /// A new index over the same filters (its cache of topics starts empty).
+    pub fn clone_filters(&self) -> Index {
+        Index::new(self.topics.clone(), self.categories.clone()).expect("built once already")
+    }
+
+    /// This index with route `route`'s filters replaced (a draft with an edited route).
+    pub fn with_route(
+        &self,
+        route: usize,
+        topics: Option<NameMatch>,
+        category: Option<NameMatch>,
+    ) -> Result<Index, globset::Error> {
+        let (mut all_topics, mut categories) = (self.topics.clone(), self.categories.clone());
+        all_topics[route] = topics;
+        categories[route] = category;
+        Index::new(all_topics, categories)
     }
 
     /// The category index of `topic`.
@@ -98,20 +126,23 @@ impl RouteIndex {
         Ok(idx)
     }
 
-    /// Routes that may match `category`, in rule order, each once, into `out` (cleared).
-    pub fn candidates(&self, category: &str, out: &mut Vec<u32>) {
+    /// Routes that may match an event of these `categories` (any of them), in rule order,
+    /// each once, into `out` (cleared).
+    pub fn candidates(&self, categories: &[String], out: &mut Vec<u32>) {
         out.clear();
         out.extend_from_slice(&self.any);
-        if let Some(r) = self.exact.get(category) {
-            out.extend_from_slice(r);
-        }
-        if !self.glob_route.is_empty() {
-            out.extend(
-                self.globs
-                    .matches(category)
-                    .into_iter()
-                    .map(|g| self.glob_route[g]),
-            );
+        for category in categories {
+            if let Some(r) = self.exact.get(category.as_str()) {
+                out.extend_from_slice(r);
+            }
+            if !self.glob_route.is_empty() {
+                out.extend(
+                    self.globs
+                        .matches(category)
+                        .into_iter()
+                        .map(|g| self.glob_route[g]),
+                );
+            }
         }
         out.sort_unstable();
         out.dedup();
@@ -121,6 +152,10 @@ impl RouteIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn c(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
 
     fn m(p: &[&str]) -> Option<NameMatch> {
         Some(NameMatch::new(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap())
@@ -137,12 +172,32 @@ mod tests {
         ];
         let idx = RouteIndex::new(cats.iter().enumerate()).unwrap();
         let mut out = Vec::new();
-        idx.candidates("ATTACK_ALERT", &mut out);
+        idx.candidates(&c(&["ATTACK_ALERT"]), &mut out);
         assert_eq!(out, vec![1, 2, 4]);
-        idx.candidates("vuln", &mut out);
+        idx.candidates(&c(&["vuln"]), &mut out);
         assert_eq!(out, vec![0, 1, 4]);
-        idx.candidates("other", &mut out);
+        idx.candidates(&c(&["other"]), &mut out);
         assert_eq!(out, vec![1, 4]);
+    }
+
+    #[test]
+    fn several_categories_find_every_route_any_of_them_admits() {
+        let cats = [
+            m(&["authentication_failures"]),
+            m(&["syslog"]),
+            None,
+            m(&["intrusion_*"]),
+            m(&["web"]),
+            m(&["sshd", "syslog"]),
+        ];
+        let idx = RouteIndex::new(cats.iter().enumerate()).unwrap();
+        let mut out = Vec::new();
+        idx.candidates(&c(&["syslog", "sshd", "authentication_failures"]), &mut out);
+        assert_eq!(out, vec![0, 1, 2, 5], "ordered, each once");
+        idx.candidates(&c(&["network", "intrusion_detection"]), &mut out);
+        assert_eq!(out, vec![2, 3]);
+        idx.candidates(&[], &mut out);
+        assert_eq!(out, vec![2]);
     }
 
     #[test]
@@ -150,7 +205,7 @@ mod tests {
         let cats: Vec<_> = (0..1000).map(|i| m(&[&format!("cat-{i}")])).collect();
         let idx = RouteIndex::new(cats.iter().enumerate()).unwrap();
         let mut out = Vec::new();
-        idx.candidates("cat-500", &mut out);
+        idx.candidates(&c(&["cat-500"]), &mut out);
         assert_eq!(out, vec![500]);
     }
 
@@ -160,11 +215,11 @@ mod tests {
         let cats = vec![None, m(&["x"]), None, m(&["x", "y"])];
         let idx = Index::new(topics, cats).unwrap();
         let mut out = Vec::new();
-        idx.for_topic("a").candidates("x", &mut out);
+        idx.for_topic("a").candidates(&c(&["x"]), &mut out);
         assert_eq!(out, vec![0, 1, 3]);
-        idx.for_topic("b.1").candidates("x", &mut out);
+        idx.for_topic("b.1").candidates(&c(&["x"]), &mut out);
         assert_eq!(out, vec![1, 2]);
-        idx.for_topic("c").candidates("z", &mut out);
+        idx.for_topic("c").candidates(&c(&["z"]), &mut out);
         assert!(out.is_empty());
         assert_eq!(idx.by_topic.read().unwrap().len(), 3);
         assert!(

@@ -125,11 +125,15 @@ pub fn parse_files(
             rule_files += 1;
             continue;
         }
-        let opts = LoaderOptions::default().error_on_duplicate_keys(true);
-        let mut node = match marked_yaml::parse_yaml_with_options(source, &text, opts) {
+        let mut node = match marked_yaml::parse_yaml_with_options(source, &text, yaml_options()) {
             Ok(n) => n,
             Err(e) => {
-                yaml_problem(&mut parsed.problems, &name, e);
+                yaml_problem(
+                    &mut parsed.problems,
+                    &name,
+                    e,
+                    "a rule file must be a mapping of sections",
+                );
                 continue;
             }
         };
@@ -154,13 +158,25 @@ pub fn parse_files(
     parsed
 }
 
-fn yaml_problem(problems: &mut Problems, name: &str, e: marked_yaml::LoadError) {
+/// How rule and case files are parsed: a repeated key is an error, and a quoted scalar is a
+/// string (`"007"` stays `"007"`, as YAML means it), never coerced to a number or a boolean.
+pub fn yaml_options() -> LoaderOptions {
+    LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true)
+}
+
+/// A YAML problem, placed where the parser saw it. `not_mapping` says what the top level
+/// should have been.
+pub fn yaml_problem(
+    problems: &mut Problems,
+    name: &str,
+    e: marked_yaml::LoadError,
+    not_mapping: &str,
+) {
     use marked_yaml::LoadError as E;
     let (marker, message) = match &e {
-        E::TopLevelMustBeMapping(m) => (
-            Some(*m),
-            "a rule file must be a mapping of sections".to_string(),
-        ),
+        E::TopLevelMustBeMapping(m) => (Some(*m), not_mapping.to_string()),
         E::TopLevelMustBeSequence(m) => (Some(*m), "top level must be a sequence".to_string()),
         E::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported".to_string()),
         E::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be scalars".to_string()),

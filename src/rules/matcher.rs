@@ -42,6 +42,24 @@ impl NameMatch {
         self.exact.iter().any(|e| e == name)
             || (!self.patterns.is_empty() && self.globs.is_match(name))
     }
+
+    /// Whether any of `names` matches (an event's categories).
+    pub fn is_match_any(&self, names: &[String]) -> bool {
+        names.iter().any(|n| self.is_match(n))
+    }
+}
+
+impl std::fmt::Display for NameMatch {
+    /// The names and globs as a list, `[ATTACK_*, vuln]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<&str> = self
+            .exact
+            .iter()
+            .chain(&self.patterns)
+            .map(String::as_str)
+            .collect();
+        write!(f, "[{}]", all.join(", "))
+    }
 }
 
 /// A compiled condition.
@@ -49,7 +67,7 @@ impl NameMatch {
 pub enum Cond {
     /// Always holds (a route without `match`).
     True,
-    /// The category is one of these.
+    /// One of the event's categories is one of these.
     Category(NameMatch),
     /// The severity is at least this.
     MinSeverity(Severity),
@@ -98,7 +116,7 @@ impl Cond {
     pub fn holds(&self, cx: &EventContext<'_>) -> bool {
         match self {
             Cond::True => true,
-            Cond::Category(m) => m.is_match(&cx.derived.category),
+            Cond::Category(m) => m.is_match_any(&cx.derived.categories),
             Cond::MinSeverity(s) => cx.derived.severity >= *s,
             Cond::SeverityIn(set) => set & severity_bit(cx.derived.severity) != 0,
             Cond::Expr(e) => e
@@ -139,6 +157,15 @@ mod tests {
     use serde_json::json;
 
     fn check(cond: &Cond, category: &str, severity: Severity, event: serde_json::Value) -> bool {
+        check_all(cond, &[category], severity, event)
+    }
+
+    fn check_all(
+        cond: &Cond,
+        categories: &[&str],
+        severity: Severity,
+        event: serde_json::Value,
+    ) -> bool {
         let ev = Event::new(
             Origin {
                 topic: "t".into(),
@@ -149,7 +176,8 @@ mod tests {
             event,
         );
         let d = Derived {
-            category: category.into(),
+            category: categories[0].into(),
+            categories: categories.iter().map(|c| c.to_string()).collect(),
             severity,
             raw_severity: None,
             event_id: None,
@@ -175,6 +203,34 @@ mod tests {
             "case-sensitive"
         );
         assert!(!check(&c, "new_hits", Severity::Info, json!({})));
+    }
+
+    #[test]
+    fn a_list_of_categories_matches_when_any_element_does() {
+        let wazuh = ["syslog", "sshd", "authentication_failures"];
+        let c = cat(&["authentication_failures"]);
+        assert!(check_all(&c, &wazuh, Severity::Info, json!({})));
+        assert!(check_all(
+            &cat(&["auth*"]),
+            &wazuh,
+            Severity::Info,
+            json!({})
+        ));
+        assert!(!check_all(
+            &cat(&["authentication_success"]),
+            &wazuh,
+            Severity::Info,
+            json!({})
+        ));
+        // `not: {category: ...}` holds only when no element matches.
+        let not = Cond::Not(Box::new(cat(&["sshd"])));
+        assert!(!check_all(&not, &wazuh, Severity::Info, json!({})));
+        assert!(check_all(
+            &not,
+            &["syslog", "pam"],
+            Severity::Info,
+            json!({})
+        ));
     }
 
     #[test]

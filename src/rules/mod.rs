@@ -10,21 +10,28 @@
 //! Layout, in the order a rule set is built and then used (reference: `docs/rules.md`):
 //! - [`load`] reads the files ([`env`](mod@env) expands `${NAME}`), [`model`] is what they may say,
 //!   [`compile`] turns them into a [`RuleSet`], reporting [`problems`] as `file:line:col`.
-//! - [`source`] classifies an event ([`severity`], [`aliases`]: the canonical scale and how
-//!   vendor words and numbers map onto it).
+//! - [`source`] classifies an event: its categories (one or a list, and a primary one),
+//!   severity ([`severity`], [`aliases`]: the canonical scale and how vendor words and numbers
+//!   map onto it), event id and extra fields.
 //! - [`index`] narrows the routes by topic and category, [`matcher`] evaluates conditions,
 //!   [`route`] ties it together with [`dedup`] windows and rendering (`crate::render`).
 //! - [`inputs`] is what a set is compiled from, held as values: the files as read, and what the
 //!   subscription catalogue adds (API subscriptions, each its own route, compiled by
 //!   [`compile::api`]; statuses set on file subscriptions).
-//! - [`reload`] swaps rule sets on file changes, SIGHUP, the admin API and catalogue changes;
-//!   [`cases`] runs routing tests (`hookline test --cases`).
+//! - [`reload`] swaps rule sets on file changes, SIGHUP, the admin API and catalogue changes.
+//! - [`dry_run`] routes events without delivering them, with [`explain`]ing why routes did
+//!   not match (`hookline test`, the admin API, the playground); [`cases`] runs routing tests
+//!   (`hookline test --cases`); [`draft`] is the rule set in force with some templates and
+//!   routes edited, for the playground's dry runs.
 
 pub mod aliases;
 pub mod cases;
 pub mod compile;
 pub mod dedup;
+pub mod draft;
+pub mod dry_run;
 pub mod env;
+pub mod explain;
 pub mod index;
 pub mod inputs;
 pub mod load;
@@ -109,8 +116,12 @@ pub struct Rendered {
 /// The outcome of routing one event.
 #[derive(Debug, Clone)]
 pub struct Routing {
-    /// The event's category.
+    /// The event's primary category.
     pub category: String,
+    /// Every category of the event, the primary among them.
+    pub categories: Vec<String>,
+    /// The id of the source that classified it (none: the built-in defaults did).
+    pub source: Option<Arc<str>>,
     /// Normalised severity.
     pub severity: Severity,
     /// The severity as the event spelled it, if it had one.
@@ -129,7 +140,7 @@ pub struct Routing {
 /// A compiled, immutable rule set.
 #[derive(Debug)]
 pub struct RuleSet {
-    sources: source::Sources,
+    sources: Arc<source::Sources>,
     routes: Vec<route::Route>,
     index: index::Index,
     subscriptions: Vec<Arc<SubscriptionSettings>>,
@@ -141,6 +152,9 @@ pub struct RuleSet {
     first_api_route: usize,
     /// What the set was compiled from, so a reload can replace one half and keep the other.
     inputs: Option<inputs::Inputs>,
+    /// Each file route's text as written, by position (for the playground's editor); API
+    /// subscriptions' routes, after them, have none.
+    route_sources: Vec<problems::EntrySource>,
 }
 
 impl RuleSet {
@@ -205,6 +219,17 @@ impl RuleSet {
     /// Topics to subscribe to: literal names, or `^regex` patterns for globs (librdkafka syntax).
     pub fn topic_patterns(&self) -> Vec<String> {
         self.topic_patterns.clone()
+    }
+
+    /// The topic names and globs the sources name, as written, each once.
+    pub fn source_topics(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in self.sources.list().iter().flat_map(|s| &s.topics) {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
     }
 
     /// Ids of the routes, in rule order.
@@ -277,6 +302,11 @@ impl Router {
     /// has none).
     pub fn set_prepare(&self, prepare: Prepare) {
         *self.prepare.write().expect("prepare lock") = Some(prepare);
+    }
+
+    /// Stops calling the prepare hook (and lets go of what it holds).
+    pub fn clear_prepare(&self) {
+        *self.prepare.write().expect("prepare lock") = None;
     }
 
     /// Puts `rules` in force atomically and announces it.

@@ -29,9 +29,12 @@ pub struct SourceConfig {
     pub id: Spanned<String>,
     /// Topic names or globs (`security.*`).
     pub topics: Vec<Spanned<String>>,
-    /// JMESPath giving the category.
+    /// JMESPath giving the category: a string, or a list of them.
     #[serde(default)]
     pub category: Option<Spanned<String>>,
+    /// JMESPath giving the primary category, when it is not the first.
+    #[serde(default)]
+    pub primary_category: Option<Spanned<String>>,
     /// JMESPath giving the severity (a string or a number).
     #[serde(default)]
     pub severity: Option<Spanned<String>>,

@@ -14,6 +14,16 @@ pub struct SourceFile {
     pub text: String,
 }
 
+/// Where an entry of a rule file is, and its text as written (before `${NAME}` expansion, so
+/// secrets are not in it), dedented so that it reads as a YAML mapping of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntrySource {
+    /// `file:line` of its first key.
+    pub place: String,
+    /// Its YAML text.
+    pub text: String,
+}
+
 /// Collects problems across every file of a load.
 #[derive(Debug, Default)]
 pub struct Problems {
@@ -129,6 +139,68 @@ impl Problems {
             Some(m) => format!("{}:{}:{}", self.name(m.source()), m.line(), m.column()),
             None => "?".into(),
         }
+    }
+
+    /// The text of a list entry (`- id: ...`) as written in its file; `None` when its span
+    /// is unknown. The entry runs from its first key to where the next one starts; trailing
+    /// blank and comment lines (which belong to what follows) are left out.
+    /// `lines` are [`Problems::file_lines`], split once for all entries.
+    pub fn entry_source(&self, lines: &[Vec<&str>], node: &Node) -> Option<EntrySource> {
+        let (start, end) = (node.span().start()?, node.span().end()?);
+        let file = self.files.get(start.source())?;
+        let file_lines = lines.get(start.source())?;
+        let at_start = file_lines
+            .get(start.line().saturating_sub(1))
+            .and_then(|l| l.chars().nth(start.column().saturating_sub(1)));
+        // A flow mapping's span runs from its `{` to its `}`; a block mapping's starts after
+        // its first key (the parser only knows it is a mapping at the `:`) and ends where the
+        // next token starts.
+        let (start, end_col) = if at_start == Some('{') {
+            (start, end.column())
+        } else {
+            let first_key = node.as_mapping()?.keys().next()?.span().start()?;
+            (first_key, end.column().saturating_sub(1))
+        };
+        let indent = start.column().saturating_sub(1);
+        let mut lines: Vec<String> = Vec::new();
+        let first = start.line().max(1);
+        for (n, line) in (first..).zip(file_lines.iter().skip(first - 1)) {
+            if n > end.line() {
+                break;
+            }
+            let mut line: String = if n == end.line() {
+                line.chars().take(end_col).collect()
+            } else {
+                line.to_string()
+            };
+            if n == start.line() {
+                line = line.chars().skip(indent).collect();
+            } else {
+                let spaces = line.chars().take(indent).take_while(|c| *c == ' ').count();
+                line = line.chars().skip(spaces).collect();
+            }
+            lines.push(line);
+        }
+        while lines
+            .last()
+            .is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            lines.pop();
+        }
+        let mut text = lines.join("\n");
+        text.push('\n');
+        Some(EntrySource {
+            place: format!("{}:{}", file.name, start.line()),
+            text,
+        })
+    }
+
+    /// The lines of every file, by source number.
+    pub fn file_lines(&self) -> Vec<Vec<&str>> {
+        self.files
+            .iter()
+            .map(|f| f.text.lines().collect())
+            .collect()
     }
 
     fn name(&self, source: usize) -> String {

@@ -64,6 +64,12 @@ pub fn route(
             .with_label_values(&[source.label()])
             .inc();
     }
+    if classified.categories_truncated {
+        metrics
+            .categories_truncated
+            .with_label_values(&[source.label()])
+            .inc();
+    }
     let derived = classified.derived;
     let cx = EventContext::new(event, &derived);
     let mut routes = Vec::new();
@@ -74,7 +80,7 @@ pub fn route(
         rules
             .index
             .for_topic(&event.origin.topic)
-            .candidates(&derived.category, candidates);
+            .candidates(&derived.categories, candidates);
         let mut stopped = false;
         for &i in candidates.iter() {
             // After a file route's `stop`, only API subscriptions' own routes are evaluated.
@@ -133,10 +139,12 @@ pub fn route(
         })
         .collect();
     Routing {
-        category: derived.category.clone(),
+        category: derived.category,
+        categories: derived.categories,
+        source: derived.source,
         severity: derived.severity,
-        raw_severity: derived.raw_severity.clone(),
-        event_id: derived.event_id.clone(),
+        raw_severity: derived.raw_severity,
+        event_id: derived.event_id,
         routes,
         deliveries,
         suppressed: Vec::new(),

@@ -1,5 +1,10 @@
-//! Classification: which source a topic belongs to, and the category, severity, event id and
+//! Classification: which source a topic belongs to, and the categories, severity, event id and
 //! extra fields its extractors find in an event.
+//!
+//! Many security formats carry their category as a list (Wazuh `rule.groups`, ECS
+//! `event.category`, Sentinel tactics), so a category extractor may give a string or a list.
+//! Every element is a category; one of them is the primary (the first, or what the source's
+//! `primary_category` extractor finds), which templates see as `hookline.category`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +24,9 @@ pub const DEFAULT_SEVERITY: &str = "not_null(severity, level, priority)";
 pub const DEFAULT_EVENT_ID: &str = "not_null(id, event_id, uuid)";
 /// Category of events whose extractor found none.
 pub const UNKNOWN_CATEGORY: &str = "unknown";
+/// Categories kept per event at most; the rest are ignored (and counted). Real formats carry a
+/// handful; the bound keeps a hostile event from making route lookup arbitrarily expensive.
+pub const MAX_CATEGORIES: usize = 64;
 
 /// One compiled source.
 #[derive(Debug, Clone)]
@@ -27,8 +35,10 @@ pub struct Source {
     pub id: Option<Arc<str>>,
     /// Topic names and globs, as written.
     pub topics: Vec<String>,
-    /// Category extractor.
+    /// Category extractor: a string or a list of them.
     pub category: Expr,
+    /// Which of the categories is the primary one; the first when absent or null.
+    pub primary_category: Option<Expr>,
     /// Severity extractor.
     pub severity: Expr,
     /// Event id extractor.
@@ -48,6 +58,8 @@ pub struct Classified {
     pub derived: Derived,
     /// The severity was present but not understood (it fell to the default).
     pub unknown_severity: bool,
+    /// The event had more than [`MAX_CATEGORIES`] categories; the rest were ignored.
+    pub categories_truncated: bool,
 }
 
 impl Source {
@@ -57,6 +69,7 @@ impl Source {
             id: None,
             topics: vec![],
             category: Expr::compile(DEFAULT_CATEGORY).expect("default extractor"),
+            primary_category: None,
             severity: Expr::compile(DEFAULT_SEVERITY).expect("default extractor"),
             event_id: Expr::compile(DEFAULT_EVENT_ID).expect("default extractor"),
             fields: vec![],
@@ -74,12 +87,7 @@ impl Source {
     /// category and a severity, never an error, so it is never dropped here.
     pub fn classify(&self, event: &Event) -> Classified {
         let payload = &*event.payload;
-        let category = self
-            .category
-            .eval_value(payload)
-            .ok()
-            .and_then(|v| v.to_text())
-            .unwrap_or_else(|| self.default_category.clone());
+        let (categories, primary, categories_truncated) = self.categories(payload);
         let (severity, raw_severity) = match self.severity.eval_value(payload) {
             Ok(v) => {
                 let n = match &v {
@@ -113,7 +121,8 @@ impl Source {
             .collect();
         Classified {
             derived: Derived {
-                category,
+                category: primary,
+                categories,
                 severity: severity.severity(),
                 raw_severity,
                 event_id,
@@ -121,6 +130,41 @@ impl Source {
                 fields,
             },
             unknown_severity: matches!(severity, Normalised::Unknown(_)),
+            categories_truncated,
+        }
+    }
+
+    /// Every category (never empty: the default when none is found), the primary one, and
+    /// whether some were left out. The primary is always among the categories, so a route on
+    /// it matches.
+    fn categories(&self, payload: &serde_json::Value) -> (Vec<String>, String, bool) {
+        let (mut names, truncated) = self
+            .category
+            .eval_value(payload)
+            .map(|v| v.to_names(MAX_CATEGORIES))
+            .unwrap_or_default();
+        let primary = self
+            .primary_category
+            .as_ref()
+            .and_then(|e| e.eval_value(payload).ok())
+            .and_then(|v| v.to_names(1).0.pop());
+        match primary {
+            Some(p) => {
+                if !names.contains(&p) {
+                    names.insert(0, p.clone());
+                    names.truncate(MAX_CATEGORIES);
+                }
+                (names, p, truncated)
+            }
+            None if names.is_empty() => (
+                vec![self.default_category.clone()],
+                self.default_category.clone(),
+                truncated,
+            ),
+            None => {
+                let first = names[0].clone();
+                (names, first, truncated)
+            }
         }
     }
 }
@@ -259,6 +303,78 @@ mod tests {
         assert_eq!(c.derived.category, "new_hits");
         assert_eq!(c.derived.severity, Severity::High);
         assert_eq!(c.derived.fields, vec![("summary".into(), json!("HIT"))]);
+    }
+
+    #[test]
+    fn list_categories_are_all_kept_and_the_first_is_primary() {
+        let mut s = source("wazuh", &["t"]);
+        s.category = Expr::compile("rule.groups").unwrap();
+        let c = s.classify(&event(
+            json!({"rule": {"groups": ["syslog", "sshd", "authentication_failures"]}}),
+        ));
+        assert_eq!(
+            c.derived.categories,
+            ["syslog", "sshd", "authentication_failures"]
+        );
+        assert_eq!(c.derived.category, "syslog");
+        assert!(!c.categories_truncated);
+    }
+
+    #[test]
+    fn a_primary_category_extractor_picks_another_one() {
+        let mut s = source("wazuh", &["t"]);
+        s.category = Expr::compile("rule.groups").unwrap();
+        s.primary_category = Some(Expr::compile("rule.groups[-1]").unwrap());
+        let c = s.classify(&event(json!({"rule": {"groups": ["syslog", "sshd"]}})));
+        assert_eq!(c.derived.category, "sshd");
+        assert_eq!(c.derived.categories, ["syslog", "sshd"]);
+        // A primary that is not in the list joins it, first, so routes on it match.
+        s.primary_category = Some(Expr::compile("rule.id").unwrap());
+        let c = s.classify(&event(json!({"rule": {"id": 5710, "groups": ["sshd"]}})));
+        assert_eq!(c.derived.category, "5710");
+        assert_eq!(c.derived.categories, ["5710", "sshd"]);
+        // A null primary falls back to the first category.
+        let c = s.classify(&event(json!({"rule": {"groups": ["sshd"]}})));
+        assert_eq!(c.derived.category, "sshd");
+    }
+
+    #[test]
+    fn split_strings_blanks_repeats_and_empty_lists() {
+        let mut s = source("ossec", &["t"]);
+        s.category = Expr::compile("split(rule.group, ',')").unwrap();
+        let c = s.classify(&event(
+            json!({"rule": {"group": "syslog,sshd, authentication_failed,sshd,"}}),
+        ));
+        assert_eq!(
+            c.derived.categories,
+            ["syslog", "sshd", "authentication_failed"],
+            "trimmed, blanks and repeats left out"
+        );
+        s.category = Expr::compile("tags").unwrap();
+        s.default_category = "ossec".into();
+        for empty in [json!({"tags": []}), json!({"tags": [null, " "]}), json!({})] {
+            let c = s.classify(&event(empty));
+            assert_eq!(c.derived.category, "ossec");
+            assert_eq!(c.derived.categories, ["ossec"]);
+        }
+        let c = s.classify(&event(json!({"tags": [7, true, "x"]})));
+        assert_eq!(c.derived.categories, ["7", "true", "x"]);
+    }
+
+    #[test]
+    fn category_lists_are_bounded() {
+        let mut s = source("many", &["t"]);
+        s.category = Expr::compile("c").unwrap();
+        let many: Vec<String> = (0..MAX_CATEGORIES + 10).map(|i| format!("c{i}")).collect();
+        let c = s.classify(&event(json!({ "c": many })));
+        assert_eq!(c.derived.categories.len(), MAX_CATEGORIES);
+        assert_eq!(c.derived.categories[..], many[..MAX_CATEGORIES]);
+        assert!(c.categories_truncated);
+        // Through the interpreter (not a plain path) the same holds.
+        s.category = Expr::compile("c[*]").unwrap();
+        let c = s.classify(&event(json!({ "c": many })));
+        assert_eq!(c.derived.categories.len(), MAX_CATEGORIES);
+        assert!(c.categories_truncated);
     }
 
     #[test]

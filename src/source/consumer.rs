@@ -107,21 +107,29 @@ pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
 /// leaves the group, which waits for the group's answer, and indefinitely when a rebalance is
 /// in progress (seen with librdkafka 2.12): that must never block an async worker, nor hold
 /// up a shutdown, which has committed everything settled before it drops the consumer.
-pub struct ClosingConsumer(Option<StreamConsumer<SourceContext>>);
+pub struct ClosingConsumer {
+    consumer: Option<StreamConsumer<SourceContext>>,
+    /// Cancelled once the consumer is closed.
+    closed: CancellationToken,
+}
 
 impl std::ops::Deref for ClosingConsumer {
     type Target = StreamConsumer<SourceContext>;
     fn deref(&self) -> &Self::Target {
-        self.0.as_ref().expect("only taken on drop")
+        self.consumer.as_ref().expect("only taken on drop")
     }
 }
 
 impl Drop for ClosingConsumer {
     fn drop(&mut self) {
-        if let Some(consumer) = self.0.take() {
+        if let Some(consumer) = self.consumer.take() {
+            let closed = self.closed.clone();
             let closing = std::thread::Builder::new()
                 .name("kafka-close".into())
-                .spawn(move || drop(consumer));
+                .spawn(move || {
+                    drop(consumer);
+                    closed.cancel();
+                });
             if let Err(e) = closing {
                 tracing::warn!(error = %e, "cannot start a thread to close a Kafka consumer");
             }
@@ -163,7 +171,10 @@ impl Source {
             .create_with_context(context)
             .map_err(SourceError::Create)?;
         Ok(Source {
-            consumer: Arc::new(ClosingConsumer(Some(consumer))),
+            consumer: Arc::new(ClosingConsumer {
+                consumer: Some(consumer),
+                closed: CancellationToken::new(),
+            }),
             done: CancellationToken::new(),
             offsets,
             commit_interval: kafka.commit_interval,
@@ -189,6 +200,12 @@ impl Source {
     /// The consumer, for queries (committed offsets, end offsets).
     pub fn consumer(&self) -> &Arc<ClosingConsumer> {
         &self.consumer
+    }
+
+    /// Cancelled once the consumer has left its group and closed, after the last reference
+    /// to it went: wait on it (bounded) before stopping what it talks to.
+    pub fn closed(&self) -> CancellationToken {
+        self.consumer.closed.clone()
     }
 
     /// Calls `hook` with the partitions each rebalance takes away (after their commit).

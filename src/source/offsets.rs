@@ -79,7 +79,7 @@ impl Offsets {
         for (topic, partition) in partitions {
             tracker.assign(topic, *partition);
         }
-        // Added, not set: the retry-tier readers (one consumer per tier) share their role.
+        // Added, not set: several consumers of one role would otherwise overwrite each other.
         self.partitions_gauge()
             .add((tracker.assigned() - before) as i64);
     }

@@ -356,7 +356,11 @@ impl Lane {
         (2 * settings.config.concurrency * per_request).clamp(16, settings.config.queue.max(16))
     }
 
-    fn takes_backlog(&self) -> Result<(), Option<Duration>> {
+    /// Whether the lane takes a backlog job now. Once it has refused, it takes them again only
+    /// when half its read-ahead is free (`resuming`): the reader's partition is paused and
+    /// resumed each time, and each resume fetches anew, so a 1/s subscription should not
+    /// resume once a second for one record.
+    fn takes_backlog(&self, resuming: bool) -> Result<(), Option<Duration>> {
         if self.inner.settings.borrow().config.status != SubscriptionStatus::Active {
             return Err(None);
         }
@@ -369,9 +373,13 @@ impl Lane {
             return Ok(());
         }
         let queue = &self.inner.queue;
-        if queue.counts().of(JobFrom::Backlog) >= self.read_ahead()
-            || queue.len() >= queue.capacity()
-        {
+        let read_ahead = self.read_ahead();
+        let limit = if resuming {
+            read_ahead.div_ceil(2)
+        } else {
+            read_ahead
+        };
+        if queue.counts().of(JobFrom::Backlog) >= limit || queue.len() >= queue.capacity() {
             return Err(None);
         }
         Ok(())
@@ -382,7 +390,7 @@ impl Lane {
         if self.inner.retired.load(Ordering::Acquire) {
             return BacklogAdmission::Gone;
         }
-        if self.takes_backlog().is_ok() {
+        if self.takes_backlog(false).is_ok() {
             return BacklogAdmission::Now;
         }
         let lane = self.clone();
@@ -397,7 +405,7 @@ impl Lane {
                 if inner.retired.load(Ordering::Acquire) || inner.shared.closing.is_cancelled() {
                     return;
                 }
-                let wait = match lane.takes_backlog() {
+                let wait = match lane.takes_backlog(true) {
                     Ok(()) => return,
                     Err(wait) => wait,
                 };

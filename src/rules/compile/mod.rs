@@ -15,9 +15,11 @@ use serde::de::DeserializeOwned;
 use super::aliases::Scale;
 use super::index::Index;
 use super::inputs::CatalogueInputs;
-use super::load::Parsed;
+use super::load::{node_to_json, yaml_options, yaml_problem, Parsed};
+use super::matcher::NameMatch;
 use super::model::SeverityConfig;
-use super::problems::Problems;
+use super::problems::{EntrySource, Problems};
+use super::route::Route;
 use super::source::{is_glob, Source, Sources};
 use super::{LoadError, RuleSet, Severity};
 use crate::render::Expr;
@@ -56,6 +58,7 @@ pub fn compile_with(parsed: Parsed, catalogue: &CatalogueInputs) -> Result<RuleS
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
     let route_list = compile_routes(p, &routes, &sub_ids);
+    let route_nodes = routes;
     if !problems.list.is_empty() {
         // Reported in file order, whatever stage found them.
         problems
@@ -88,6 +91,12 @@ pub fn compile_with(parsed: Parsed, catalogue: &CatalogueInputs) -> Result<RuleS
         routes.push(r);
     }
     let sources = Sources::new(source_list, fallback).expect("validated globs");
+    // Without problems every route entry compiled, in order.
+    let lines = problems.file_lines();
+    let route_sources = route_nodes
+        .iter()
+        .map(|n| route_source(&problems, &lines, n))
+        .collect();
     // Without problems every subscription was built.
     let (mut subscriptions, mut sub_templates): (Vec<_>, Vec<_>) = subs
         .into_iter()
@@ -128,7 +137,7 @@ pub fn compile_with(parsed: Parsed, catalogue: &CatalogueInputs) -> Result<RuleS
     // Globs were validated one by one, so building the index cannot fail.
     let index = Index::new(topics, categories).expect("validated globs");
     Ok(RuleSet {
-        sources,
+        sources: std::sync::Arc::new(sources),
         routes,
         index,
         subscriptions,
@@ -136,7 +145,67 @@ pub fn compile_with(parsed: Parsed, catalogue: &CatalogueInputs) -> Result<RuleS
         topic_patterns,
         first_api_route,
         inputs: None,
+        route_sources,
     })
+}
+
+/// A compiled route: its topic filter and category test (for the index) and the rest.
+pub type CompiledRoute = (Option<NameMatch>, Option<NameMatch>, Route);
+
+/// Compiles one route entry given as YAML text (the playground's editor), naming
+/// `subscriptions`. Problems are placed in `text`, under the file name `shown`.
+pub fn compile_route(
+    shown: &str,
+    text: &str,
+    subscriptions: &[std::sync::Arc<crate::deliver::SubscriptionSettings>],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<CompiledRoute, Vec<super::Problem>> {
+    let mut problems = Problems::default();
+    problems.files.push(super::problems::SourceFile {
+        name: shown.to_string(),
+        text: text.to_string(),
+    });
+    let mut node = match marked_yaml::parse_yaml_with_options(0, text, yaml_options()) {
+        Ok(n) => n,
+        Err(e) => {
+            yaml_problem(
+                &mut problems,
+                shown,
+                e,
+                "a route must be a mapping (id, match, to, ...)",
+            );
+            return Err(problems.list);
+        }
+    };
+    let lookup = |name: &str| Ok(env(name));
+    super::env::expand_node(
+        &mut node,
+        "",
+        &lookup,
+        super::env::Unset::Error,
+        &mut problems,
+    );
+    let ids: HashMap<&str, usize> = subscriptions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (&*s.id, i))
+        .collect();
+    let mut compiled = compile_routes(&mut problems, std::slice::from_ref(&node), &ids);
+    match compiled.pop() {
+        Some(route) if problems.list.is_empty() => Ok(route),
+        _ => Err(problems.list),
+    }
+}
+
+/// A route's text as written; when its span is unknown, its value as JSON, which YAML reads
+/// too.
+fn route_source(problems: &Problems, lines: &[Vec<&str>], node: &Node) -> EntrySource {
+    problems
+        .entry_source(lines, node)
+        .unwrap_or_else(|| EntrySource {
+            place: problems.place(node.span()),
+            text: serde_json::to_string_pretty(&node_to_json(node)).unwrap_or_default() + "\n",
+        })
 }
 
 /// Deserialises one entry, reporting at the error's position (or the entry's).

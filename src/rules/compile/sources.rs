@@ -71,6 +71,10 @@ pub(super) fn compile_sources(
         let category = extractor("category", &cfg.category, DEFAULT_CATEGORY);
         let severity = extractor("severity", &cfg.severity, DEFAULT_SEVERITY);
         let event_id = extractor("event_id", &cfg.event_id, DEFAULT_EVENT_ID);
+        let primary_category = cfg
+            .primary_category
+            .as_ref()
+            .map(|e| expr(p, e, &what("primary_category")));
         let mut fields = Vec::new();
         for (name, e) in &cfg.fields {
             if let Some(e) = expr(p, e, &what(&format!("fields.{name}"))) {
@@ -99,6 +103,7 @@ pub(super) fn compile_sources(
             id: Some(Arc::from(cfg.id.as_str())),
             topics: cfg.topics.iter().map(|t| t.to_string()).collect(),
             category: category.expect("no problem"),
+            primary_category: primary_category.map(|e| e.expect("no problem")),
             severity: severity.expect("no problem"),
             event_id: event_id.expect("no problem"),
             fields,

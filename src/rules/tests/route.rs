@@ -368,6 +368,126 @@ routes:
     );
 }
 
+const WAZUH: &str = "sources:
+  - id: wazuh
+    topics: [wazuh]
+    category: rule.groups
+    primary_category: rule.groups[-1]
+    severity: rule.level
+    bands: score15
+templates:
+  - id: cats
+    expression: \"{primary: hookline.category, all: hookline.categories, n: length(hookline.categories)}\"
+subscriptions:
+  - id: d
+    url: ${RECV}/d
+    template: cats
+routes:
+  - id: auth
+    match: {category: authentication_failures}
+    to: [a]
+  - id: ssh-glob
+    topics: [wazuh]
+    match: {category: \"ssh*\", min_severity: medium}
+    to: [b]
+  - id: not-web
+    match: {not: {category: web}}
+    to: [d]
+  - id: any-web
+    match: {any: [{category: web}, {category: [apache, nginx]}]}
+    to: [b]
+";
+
+#[test]
+fn list_categories_route_by_any_element_through_the_index() {
+    let r = router(WAZUH);
+    let alert =
+        json!({"rule": {"level": 10, "groups": ["syslog", "sshd", "authentication_failures"]}});
+    let out = send(&r, "wazuh", alert);
+    assert_eq!(
+        out.category, "authentication_failures",
+        "primary: the last group"
+    );
+    assert_eq!(
+        out.categories,
+        ["syslog", "sshd", "authentication_failures"]
+    );
+    assert_eq!(out.routes, vec!["auth", "ssh-glob", "not-web"]);
+    assert_eq!(subs(&out), vec!["a", "b", "d"]);
+    let body = out.deliveries[2].body.as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(
+        body,
+        &json!({"primary": "authentication_failures", "all": ["syslog", "sshd", "authentication_failures"], "n": 3})
+    );
+    // Standard Webhooks' `type` is the primary category, one string.
+    let web = send(
+        &r,
+        "wazuh",
+        json!({"rule": {"level": 3, "groups": ["web", "nginx", "attack"]}}),
+    );
+    assert_eq!(web.routes, vec!["any-web"]);
+    assert_eq!(
+        web.deliveries[0].body.as_ref().unwrap().as_ref().unwrap()["type"],
+        "attack",
+        "b renders standard-webhooks"
+    );
+    // A single string still works as before.
+    let one = send(
+        &r,
+        "wazuh",
+        json!({"rule": {"level": 12, "groups": "sshd"}}),
+    );
+    assert_eq!(one.categories, ["sshd"]);
+    assert_eq!(one.routes, vec!["ssh-glob", "not-web"]);
+}
+
+#[test]
+fn categories_never_become_metric_labels() {
+    let r = router(WAZUH);
+    let many: Vec<String> = (0..100).map(|i| format!("group-{i}")).collect();
+    send(&r, "wazuh", json!({"rule": {"level": 5, "groups": many}}));
+    send(
+        &r,
+        "wazuh",
+        json!({"rule": {"level": "loud", "groups": ["sshd", "authentication_failures"]}}),
+    );
+    assert_eq!(
+        r.metrics()
+            .categories_truncated
+            .with_label_values(&["wazuh"])
+            .get(),
+        1
+    );
+    let text = r.metrics().render();
+    for category in ["group-", "sshd", "authentication_failures"] {
+        assert!(!text.contains(category), "{category} in metrics:\n{text}");
+    }
+    assert!(text.contains("hookline_categories_truncated_total{source=\"wazuh\"} 1"));
+}
+
+#[test]
+fn quoted_scalars_stay_strings() {
+    let r = router(
+        "templates:
+  - id: t
+    vars: {code: \"007\", on: \"true\", n: 7}
+    expression: \"{code: vars.code, on: vars.on, n: vars.n}\"
+subscriptions:
+  - id: d
+    url: ${RECV}/d
+    template: t
+routes:
+  - id: r
+    to: [d]
+",
+    );
+    let out = send(&r, "t", json!({}));
+    assert_eq!(
+        out.deliveries[0].body.as_ref().unwrap().as_ref().unwrap(),
+        &json!({"code": "007", "on": "true", "n": 7})
+    );
+}
+
 #[test]
 fn a_file_route_that_stops_does_not_hold_back_api_subscriptions() {
     use crate::rules::inputs::{CatalogueInputs, Inputs, RouteSubscription};
