@@ -249,6 +249,7 @@ async fn a_restart_keeps_every_subscription_and_its_signatures_verify() {
         .await;
     api.post(&format!("/api/v1/webhooks/{three}/pause"), json!({}))
         .await;
+    api_support::ready(&running).await;
     running.stop();
     running.wait().await;
 

@@ -149,6 +149,24 @@ pub fn numbers(requests: &[hookline::dev::receiver::Recorded]) -> Vec<i64> {
         .collect()
 }
 
+/// Waits until `running` holds a source partition (its consumer joined the group). Stopping
+/// an instance before that leaves a member the group waits out (the session timeout) before
+/// the next instance gets the partitions.
+pub async fn ready(running: &Running) {
+    let assigned = || {
+        running
+            .metrics
+            .assigned_partitions
+            .with_label_values(&["source"])
+            .get()
+            > 0
+    };
+    assert!(
+        crate::common::eventually(Duration::from_secs(60), assigned).await,
+        "no source partition assigned"
+    );
+}
+
 /// Polls an async check every 100 ms until it holds or `timeout` passes.
 pub async fn eventually_async<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
