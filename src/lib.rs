@@ -17,6 +17,8 @@
 //! - [`settle`]: delivered, dead-lettered ([`dlq`]) or dropped by rule; releases offsets.
 //!   [`produce`] says which Kafka errors are permanent for hookline's own topics.
 //! - [`pipeline`]: the routing stages between reading a message and queueing its deliveries.
+//! - [`subscription`]: where subscriptions come from (rule files, the API), their statuses,
+//!   the compacted topic that keeps API subscriptions, and auto-disable.
 //! - [`app`]: builds every stage from settings, starts them, and stops them in order.
 //!
 //! Around it: [`config`] (figment settings; [`env_file`] reads `*_FILE` variables), [`admin`]
@@ -45,3 +47,4 @@ pub mod retry_topic;
 pub mod rules;
 pub mod settle;
 pub mod source;
+pub mod subscription;

@@ -99,6 +99,19 @@ pub struct Inner {
     pub render_errors: IntCounterVec,
     /// Partitions currently assigned, by consumer role (`source`, `retry`).
     pub assigned_partitions: IntGaugeVec,
+    /// Subscriptions in force, by source (`file`, `api`) and status.
+    pub subscriptions: IntGaugeVec,
+    /// Subscriptions disabled automatically or through the API, by reason (`gone`,
+    /// `failing`, `api`).
+    pub subscriptions_disabled: IntCounterVec,
+    /// Changes made through `/api/v1/webhooks`, by action.
+    pub subscription_changes: IntCounterVec,
+    /// Problems with the subscriptions topic, by kind (`write`: a record could not be
+    /// written; `seal`: a subscription's secrets do not open with the configured key).
+    pub subscription_store_errors: IntCounterVec,
+    /// Admin requests refused before reaching their handler, by reason (`unauthorized`,
+    /// `forbidden`, `rate_limited`).
+    pub admin_rejected: IntCounterVec,
     /// Build info, always 1.
     pub build_info: GaugeVec,
 }
@@ -328,6 +341,31 @@ impl Metrics {
                 "hookline_assigned_partitions",
                 "Partitions currently assigned to this instance, by consumer role.",
                 &["role"],
+            ),
+            subscriptions: gauge(
+                "hookline_subscriptions",
+                "Subscriptions in force, by source and status.",
+                &["source", "status"],
+            ),
+            subscriptions_disabled: counter(
+                "hookline_subscriptions_disabled_total",
+                "Subscriptions disabled, by reason.",
+                &["reason"],
+            ),
+            subscription_changes: counter(
+                "hookline_subscription_changes_total",
+                "Changes made through the webhooks API, by action.",
+                &["action"],
+            ),
+            subscription_store_errors: counter(
+                "hookline_subscription_store_errors_total",
+                "Problems with the subscriptions topic, by kind.",
+                &["kind"],
+            ),
+            admin_rejected: counter(
+                "hookline_admin_rejected_total",
+                "Admin requests refused before their handler, by reason.",
+                &["reason"],
             ),
             build_info,
             registry,

@@ -37,7 +37,13 @@ async fn admin(playground: bool) -> Admin {
         metrics,
         router: router.clone(),
         rules_dir: "rules/examples".into(),
-        playground,
+        settings: hookline::config::AdminConfig {
+            playground,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+        webhooks: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

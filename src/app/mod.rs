@@ -4,11 +4,14 @@
 //! - [`delivery`](self::delivery): settler, dispatcher, backlog and retry writers.
 //! - [`readers`](self::readers): the consumers of the retry tiers and the backlogs.
 //! - [`rule_changes`](self::rule_changes): lanes, topics and subscriptions following reloads.
+//! - [`subscriptions`](self::subscriptions): the subscription catalogue: loaded before the
+//!   rules, followed after, status changes and auto-disable.
 //! - [`topics`](self::topics): creating hookline's own topics.
 
 mod delivery;
 mod readers;
 mod rule_changes;
+mod subscriptions;
 mod topics;
 
 use std::net::SocketAddr;
@@ -23,7 +26,7 @@ use crate::config::Settings;
 use crate::deliver::BuildError;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::rules::{reload, LoadError, Router};
+use crate::rules::{reload, LoadError, Router, RuleSet};
 use crate::source::{Source, SourceError};
 
 /// The router could not start.
@@ -50,6 +53,12 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Http(#[from] BuildError),
+    /// The subscriptions topic could not be read, or a subscription's secrets do not open.
+    #[error("cannot load the API subscriptions")]
+    Catalogue(#[from] crate::subscription::CatalogueError),
+    /// The subscriptions topic's writer could not be created.
+    #[error(transparent)]
+    Store(#[from] crate::subscription::StoreError),
     /// The admin address could not be bound.
     #[error("cannot listen on {addr} for the admin API")]
     Admin {
@@ -122,12 +131,16 @@ fn hard_stop_after_grace(
 /// guarantee: stop reading, let deliveries and writes in flight finish, commit, leave.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let metrics = Metrics::new();
-    let rules = reload::load_initial(&settings.rules.dir, &metrics).map_err(|source| {
-        StartError::Rules {
-            dir: settings.rules.dir.display().to_string(),
-            source,
-        }
-    })?;
+    let rules_invalid = |source| StartError::Rules {
+        dir: settings.rules.dir.display().to_string(),
+        source,
+    };
+    // The files alone first: invalid rules are reported at once, before Kafka is asked.
+    RuleSet::load_dir(&settings.rules.dir).map_err(rules_invalid)?;
+    let catalogue = subscriptions::load(&settings).await?;
+    let (inputs, _) = catalogue.catalogue.inputs(chrono::Utc::now());
+    let rules = reload::load_initial_with(&settings.rules.dir, Arc::new(inputs), &metrics)
+        .map_err(rules_invalid)?;
     metrics.rule_reloads.with_label_values(&["ok"]).inc();
     let topics = rules.topic_patterns();
     let subscriptions = rules.subscriptions().to_vec();
@@ -156,22 +169,25 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         addr: settings.admin_listen,
         source,
     })?;
+    let webhooks = subscriptions::start(catalogue, &settings, &metrics, &router, &delivery, &stop)?;
     let admin_state = AdminState {
         metrics: metrics.clone(),
         router: router.clone(),
         rules_dir: settings.rules.dir.clone(),
-        playground: settings.admin_playground,
+        settings: settings.admin.clone(),
+        webhooks: Some(webhooks),
     };
     tokio::spawn(admin::serve_on(listener, admin_state, stop.clone()));
-    if settings.admin_playground {
+    if settings.admin.playground {
         tracing::info!(url = %format!("http://{admin_addr}/playground/"), "routing playground");
-        if !admin_addr.ip().is_loopback() {
-            tracing::warn!(
-                admin = %admin_addr,
-                "the admin API and playground are reachable beyond this host and show rule texts \
-                 and rendered bodies; bind admin.listen to loopback or set admin.playground = false"
-            );
-        }
+    }
+    if !admin_addr.ip().is_loopback() && settings.admin.write_token.is_none() {
+        tracing::warn!(
+            admin = %admin_addr,
+            "the admin API (and the playground, when on) is reachable beyond this host without a \
+             token: anyone can change subscriptions and see rule texts and rendered bodies; set \
+             admin.write_token (and admin.read_token), or bind admin.listen to loopback"
+        );
     }
     let (dir, watch) = (settings.rules.dir.clone(), settings.rules.watch);
     if watch {

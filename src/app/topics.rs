@@ -52,3 +52,37 @@ pub async fn ensure(settings: &Settings) {
         Err(e) => tracing::warn!(error = %e, "cannot create topics"),
     }
 }
+
+/// Creates the subscriptions topic when it is missing: one partition, compacted (a record per
+/// key is kept, the latest; tombstones remove). Problems are logged, not fatal.
+pub async fn ensure_subscriptions(settings: &Settings) {
+    let config = settings.kafka.client_config();
+    let admin: AdminClient<DefaultClientContext> = match config.create() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create a Kafka admin client; not creating the subscriptions topic");
+            return;
+        }
+    };
+    let topic = &settings.subscriptions.topic;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact")
+        .set("min.compaction.lag.ms", "60000");
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    match admin.create_topics([&new], &options).await {
+        Ok(results) => {
+            for result in results {
+                match result {
+                    Ok(topic) => {
+                        tracing::info!(%topic, "created the compacted subscriptions topic")
+                    }
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((topic, code)) => {
+                        tracing::warn!(%topic, error = %code, "cannot create the subscriptions topic")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot create the subscriptions topic"),
+    }
+}

@@ -31,6 +31,12 @@ pub struct DevArgs {
     /// Exit once the samples are routed and committed, instead of running until Ctrl-C.
     #[arg(long)]
     pub once: bool,
+    /// Produce no sample events: only serve (the admin API's schemathesis run).
+    #[arg(long)]
+    pub no_samples: bool,
+    /// Admin bearer token for every `/api/v1` endpoint (unset: the API is open).
+    #[arg(long, env = "HOOKLINE_DEV_WRITE_TOKEN", hide_env_values = true)]
+    pub write_token: Option<String>,
 }
 
 /// The environment variable the example rules read their receiver URL from.
@@ -73,8 +79,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     config.admin.listen = args.admin.clone();
     config.delivery.allow_networks = vec!["127.0.0.0/8".into()];
     config.kafka.create_topics = false;
+    config.admin.write_token = args.write_token.clone();
+    // Generous: the schemathesis run sends a request after another.
+    config.admin.rate_limit = 1000.0;
+    config.admin.rate_limit_burst = 1000;
+    // An in-process broker forgets everything at exit, so a key of this run is enough to
+    // create subscriptions through the API.
+    let key: [u8; 32] = rand::random();
+    config.subscriptions.secret_key = Some(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        key,
+    ));
     let settings = config.validate()?;
-    let playground = settings.admin_playground;
+    let playground = settings.admin.playground;
     broker.create_router_topics(&settings)?;
     let Some(running) = super::start_or_report(settings).await? else {
         return Ok(ExitCode::from(2));
@@ -85,7 +102,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     println!("  rules           : {}", args.rules.display());
     println!("  receiver        : {}", receiver.url("/"));
     println!(
-        "  admin           : http://{}/metrics  /readyz",
+        "  admin           : http://{}/metrics  /readyz  /api/v1/webhooks",
         running.admin_addr
     );
     if playground {
@@ -101,6 +118,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     );
     println!();
 
+    if args.no_samples {
+        println!("serving; Ctrl-C to stop");
+        super::run::shutdown_signal().await;
+        running.stop();
+        running.wait().await;
+        return Ok(ExitCode::SUCCESS);
+    }
     let started = Instant::now();
     let mut produced = BTreeMap::new();
     for (topic, path) in &samples {

@@ -344,6 +344,28 @@ fn positive(d: Duration) -> Result<(), String> {
 }
 
 impl SubscriptionConfig {
+    /// A subscription of `id` to `url` with every other field at its default.
+    pub fn minimal(id: &str, url: &str) -> SubscriptionConfig {
+        SubscriptionConfig {
+            id: id.into(),
+            url: url.into(),
+            template: None,
+            status: SubscriptionStatus::Active,
+            disable_reason: None,
+            headers: BTreeMap::new(),
+            auth: AuthConfig::default(),
+            signing: None,
+            tls: TlsConfig::default(),
+            timeout: defaults::timeout(),
+            concurrency: defaults::concurrency(),
+            queue: defaults::queue(),
+            rate_limit: None,
+            retry: RetryConfig::default(),
+            breaker: BreakerConfig::default(),
+            batch: None,
+        }
+    }
+
     /// Validates into settings. Checks only what needs no network (DNS is checked at connect);
     /// reads the TLS files it names.
     pub fn validate(self) -> Result<SubscriptionSettings, InvalidSubscription> {

@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::client::{build_client, BuildError};
+use super::health::DeliveryHealth;
 use super::lane::{Lane, Shared};
 use super::ssrf::Guard;
 use super::tls::TlsSettings;
-use super::{Divert, Job, Spill, SpillCause, SubscriptionSettings};
+use super::{Divert, Gone, Job, Spill, SpillCause, SubscriptionSettings};
 use crate::rules::dedup::DedupStore;
 use crate::settle::Settler;
 
@@ -73,6 +74,8 @@ impl Dispatcher {
                     abort: CancellationToken::new(),
                     divert: RwLock::new(None),
                     spill: RwLock::new(None),
+                    gone: RwLock::new(None),
+                    health: Arc::default(),
                     dedup: DedupStore::new(),
                     source_held: Arc::new(AtomicUsize::new(0)),
                     source_limit: settings.source_limit.max(1),
@@ -93,6 +96,22 @@ impl Dispatcher {
     /// Installs the hook that takes what a subscription cannot take now (its backlog).
     pub fn set_spill(&self, spill: Arc<dyn Spill>) {
         *self.inner.shared.spill.write().expect("spill lock") = Some(spill);
+    }
+
+    /// Installs the hook told about `410 Gone` (the subscription catalogue disables the
+    /// subscription). Without it, a 410 is a permanent failure like any other 4xx.
+    pub fn set_gone(&self, gone: Arc<dyn Gone>) {
+        *self.inner.shared.gone.write().expect("gone lock") = Some(gone);
+    }
+
+    /// Every subscription's successes and failures since they were last taken.
+    pub fn health(&self) -> Arc<DeliveryHealth> {
+        self.inner.shared.health.clone()
+    }
+
+    /// The SSRF guard every delivery goes through.
+    pub fn guard(&self) -> Arc<Guard> {
+        self.inner.shared.guard.clone()
     }
 
     /// Starts a lane for every new subscription and hands changed settings to the others

@@ -12,6 +12,8 @@
 //! Reading order: [`config`] (what users write, validated into settings), [`dispatcher`]
 //! (queues and lanes), [`stack`] (the layer order), then the layers: [`rate_limit`],
 //! [`breaker`], [`retry`], [`auth`], [`signing`], [`client`] (with [`ssrf`], [`proxy`] and [`tls`]).
+//! Beside them: [`health`] (successes and failures, for auto-disable), [`probe`] (one request
+//! sent now, for the API's test) and the [`Gone`] hook (a `410 Gone` disables the subscription).
 //! `docs/delivery.md` describes the behaviour for operators.
 
 pub mod auth;
@@ -21,7 +23,9 @@ pub mod client;
 pub mod config;
 pub mod dispatcher;
 pub mod events;
+pub mod health;
 pub mod lane;
+pub mod probe;
 pub mod proxy;
 pub mod queue;
 pub mod rate_limit;
@@ -114,6 +118,14 @@ pub trait Divert: Send + Sync + 'static {
     /// Takes `job` (and settles its ack once it is durable), or gives it back with `Err` to
     /// have the dispatcher proceed as if there were no hook.
     fn divert(&self, job: Job, cause: DivertCause) -> BoxFuture<'static, Result<(), Job>>;
+}
+
+/// Told when a receiver answers `410 Gone`: the receiver says the subscription is over, so it
+/// is disabled (through the subscription catalogue, so every instance sees it) instead of
+/// having each event dead-lettered.
+pub trait Gone: Send + Sync + 'static {
+    /// `subscription`'s receiver answered 410 to `webhook_id`.
+    fn gone(&self, subscription: &str, webhook_id: &str);
 }
 
 /// Why a delivery went to its subscription's backlog instead of its in-memory queue.

@@ -37,7 +37,8 @@ impl DevBroker {
         self.cluster.create_topic(topic, partitions, 1)
     }
 
-    /// Creates the topics a router with `settings` writes to (dead-letter and retry tiers).
+    /// Creates the topics a router with `settings` writes to (dead-letter, retry tiers,
+    /// subscriptions).
     /// The mock cluster does not answer the admin API's CreateTopics, so routers on it run
     /// with `kafka.create_topics = false` and are given their topics here.
     pub fn create_router_topics(&self, settings: &crate::config::Settings) -> KafkaResult<()> {
@@ -45,6 +46,8 @@ impl DevBroker {
             // Already there is fine.
             let _ = self.create_topic(&topic, settings.kafka.topic_partitions);
         }
+        // One partition, as hookline creates it (the mock cluster does not compact).
+        let _ = self.create_topic(&settings.subscriptions.topic, 1);
         Ok(())
     }
 

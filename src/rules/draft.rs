@@ -202,6 +202,8 @@ impl RuleSet {
             subscriptions: self.subscriptions.clone(),
             sub_templates,
             topic_patterns: self.topic_patterns.clone(),
+            first_api_route: self.first_api_route,
+            inputs: self.inputs.clone(),
             route_sources: self.route_sources.clone(),
         })
     }

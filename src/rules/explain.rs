@@ -39,7 +39,8 @@ pub fn not_matched(rules: &RuleSet, event: &Event, routing: &Routing) -> Vec<Not
             }
             continue;
         }
-        let reason = match stopped_by {
+        // A file route's `stop` does not hold back API subscriptions' own routes.
+        let reason = match stopped_by.filter(|_| i < rules.first_api_route) {
             Some(s) => format!("not evaluated: route {s:?} matched earlier and stops evaluation"),
             None => {
                 let (topics, categories) = rules.index.filters(i);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use marked_yaml::{LoaderOptions, Node};
 
+use super::inputs::{FileInputs, RuleFile};
 use super::model::SECTIONS;
 use super::problems::{Problems, SourceFile};
 
@@ -54,30 +55,60 @@ pub fn display_name(dir: &Path, file: &Path) -> String {
     base.join(name).display().to_string()
 }
 
+/// Reads every rule file of `dir` into memory: the file half of a rule set's
+/// [`Inputs`](super::inputs::Inputs). A directory that cannot be read is kept as its error,
+/// reported as a problem when the inputs are compiled.
+pub fn read_dir(dir: &Path) -> FileInputs {
+    let files = rule_files(dir)
+        .map_err(|e| format!("cannot read the rules directory: {e}"))
+        .map(|paths| {
+            paths
+                .into_iter()
+                .map(|path| RuleFile {
+                    name: display_name(dir, &path),
+                    text: std::fs::read_to_string(&path).map_err(|e| format!("cannot read: {e}")),
+                    path,
+                })
+                .collect()
+        });
+    FileInputs {
+        dir: dir.to_path_buf(),
+        files,
+    }
+}
+
 /// Reads and parses every rule file of `dir`, expanding `${NAME}` through `env`; `unset` says
 /// what an unset variable is.
 pub fn parse_dir(dir: &Path, env: super::env::Lookup<'_>, unset: super::env::Unset) -> Parsed {
+    parse_files(&read_dir(dir), env, unset)
+}
+
+/// Parses rule files read by [`read_dir`].
+pub fn parse_files(
+    inputs: &FileInputs,
+    env: super::env::Lookup<'_>,
+    unset: super::env::Unset,
+) -> Parsed {
     let mut parsed = Parsed::default();
-    let shown = dir.display().to_string();
-    let files = match rule_files(dir) {
+    let shown = inputs.dir.display().to_string();
+    let files = match &inputs.files {
         Ok(f) => f,
         Err(e) => {
-            parsed
-                .problems
-                .in_file(&shown, format!("cannot read the rules directory: {e}"));
+            parsed.problems.in_file(&shown, e.clone());
             return parsed;
         }
     };
     let mut rule_files = 0;
-    for path in files {
-        let name = display_name(dir, &path);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+    for file in files {
+        let name = file.name.clone();
+        let text = match &file.text {
+            Ok(t) => t.clone(),
             Err(e) => {
-                parsed.problems.in_file(&name, format!("cannot read: {e}"));
+                parsed.problems.in_file(&name, e.clone());
                 continue;
             }
         };
+        let path = &file.path;
         let source = parsed.problems.files.len();
         parsed.problems.files.push(SourceFile {
             name: name.clone(),

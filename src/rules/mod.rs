@@ -15,7 +15,10 @@
 //!   map onto it), event id and extra fields.
 //! - [`index`] narrows the routes by topic and category, [`matcher`] evaluates conditions,
 //!   [`route`] ties it together with [`dedup`] windows and rendering (`crate::render`).
-//! - [`reload`] swaps rule sets on file changes, SIGHUP and the admin API.
+//! - [`inputs`] is what a set is compiled from, held as values: the files as read, and what the
+//!   subscription catalogue adds (API subscriptions, each its own route, compiled by
+//!   [`compile::api`]; statuses set on file subscriptions).
+//! - [`reload`] swaps rule sets on file changes, SIGHUP, the admin API and catalogue changes.
 //! - [`dry_run`] routes events without delivering them, with [`explain`]ing why routes did
 //!   not match (`hookline test`, the admin API, the playground); [`cases`] runs routing tests
 //!   (`hookline test --cases`); [`draft`] is the rule set in force with some templates and
@@ -30,6 +33,7 @@ pub mod dry_run;
 pub mod env;
 pub mod explain;
 pub mod index;
+pub mod inputs;
 pub mod load;
 pub mod matcher;
 pub mod model;
@@ -143,7 +147,13 @@ pub struct RuleSet {
     /// The template of each subscription, by position.
     sub_templates: Vec<Arc<Template>>,
     topic_patterns: Vec<String>,
-    /// Each route's text as written, by position (for the playground's editor).
+    /// Routes from this position on are API subscriptions' own: a file route's `stop` does
+    /// not hold them back.
+    first_api_route: usize,
+    /// What the set was compiled from, so a reload can replace one half and keep the other.
+    inputs: Option<inputs::Inputs>,
+    /// Each file route's text as written, by position (for the playground's editor); API
+    /// subscriptions' routes, after them, have none.
     route_sources: Vec<problems::EntrySource>,
 }
 
@@ -151,11 +161,28 @@ impl RuleSet {
     /// Loads and compiles every `*.yaml` / `*.yml` file under `dir`, `${NAME}` (and
     /// `NAME_FILE`) read from the process environment.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadError> {
-        compile::compile(load::parse_dir(
-            dir,
-            &crate::env_file::var,
-            env::Unset::Error,
-        ))
+        RuleSet::from_inputs(inputs::Inputs::files(load::read_dir(dir)))
+    }
+
+    /// Compiles `inputs` (rule files already read, and what the catalogue adds), `${NAME}`
+    /// (and `NAME_FILE`) read from the process environment.
+    pub fn from_inputs(inputs: inputs::Inputs) -> Result<RuleSet, LoadError> {
+        let parsed = load::parse_files(&inputs.files, &crate::env_file::var, env::Unset::Error);
+        let mut rules = compile::compile_with(parsed, &inputs.catalogue)?;
+        rules.inputs = Some(inputs);
+        Ok(rules)
+    }
+
+    /// What the set was compiled from (`None` for sets compiled from parsed files directly).
+    pub fn inputs(&self) -> Option<&inputs::Inputs> {
+        self.inputs.as_ref()
+    }
+
+    /// Whether subscription `id` comes from the catalogue (the API) rather than a rule file.
+    pub fn is_catalogue_subscription(&self, id: &str) -> bool {
+        self.inputs
+            .as_ref()
+            .is_some_and(|i| i.catalogue.subscriptions.iter().any(|s| s.config.id == id))
     }
 
     /// [`RuleSet::load_dir`] with `${NAME}` read through `env` instead of the process
@@ -165,7 +192,10 @@ impl RuleSet {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RuleSet, LoadError> {
         let lookup = |name: &str| crate::env_file::lookup(name, env);
-        compile::compile(load::parse_dir(dir, &lookup, env::Unset::Error))
+        let files = load::read_dir(dir);
+        let mut rules = compile::compile(load::parse_files(&files, &lookup, env::Unset::Error))?;
+        rules.inputs = Some(inputs::Inputs::files(files));
+        Ok(rules)
     }
 
     /// What `hookline check` reports: [`RuleSet::load_dir`], but with `unset` deciding
@@ -226,6 +256,9 @@ pub struct Router {
     /// The dedup memory of dry runs ([`Router::route_dry`]); live deliveries are deduplicated
     /// by the subscription's lane.
     dedup: Arc<dedup::DedupStore>,
+    /// Held while a reload reads the inputs in force, compiles and replaces, so that a file
+    /// reload and an API change never compile from the same old inputs and lose each other.
+    reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Router {
@@ -250,7 +283,13 @@ impl Router {
             changes,
             metrics,
             dedup: Arc::new(dedup::DedupStore::new()),
+            reloading: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Held by a reload from reading the inputs in force until its set is live.
+    pub async fn reload_lock(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.reloading.clone().lock_owned().await
     }
 
     /// The rule set in force now.

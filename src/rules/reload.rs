@@ -1,13 +1,17 @@
-//! Hot reload: a new rule set is loaded and put in force atomically, on a file change in the
-//! rules directory, on SIGHUP, or when the admin API asks ([`reload_now`]). An invalid set is
-//! rejected with its problems logged, and the rules in force stay.
+//! Hot reload: a new rule set is compiled from its [`Inputs`] and put in force atomically, on a
+//! file change in the rules directory, on SIGHUP, or when the admin API asks ([`reload_now`]:
+//! the files read again, the catalogue's part kept), and when the subscription catalogue
+//! changes ([`apply_catalogue`]: the files kept, the catalogue's part replaced). An invalid
+//! set is rejected with its problems logged, and the rules in force stay.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
+use super::inputs::{CatalogueInputs, Inputs};
 use super::{LoadError, Problem, Router, RuleSet};
 use crate::metrics::Metrics;
 
@@ -17,39 +21,98 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// Loads the rules for start-up, recording the load time like a reload does.
 pub fn load_initial(dir: &Path, metrics: &Metrics) -> Result<RuleSet, LoadError> {
-    let rules = RuleSet::load_dir(dir)?;
+    load_initial_with(dir, Arc::default(), metrics)
+}
+
+/// [`load_initial`] with what the subscription catalogue adds.
+pub fn load_initial_with(
+    dir: &Path,
+    catalogue: Arc<CatalogueInputs>,
+    metrics: &Metrics,
+) -> Result<RuleSet, LoadError> {
+    let files = Arc::new(super::load::read_dir(dir));
+    let rules = RuleSet::from_inputs(Inputs { files, catalogue })?;
     metrics.rules_loaded_timestamp.set(unix_now());
     Ok(rules)
 }
 
-/// Reloads `dir` into `router` now (the admin endpoint's `POST /api/v1/rules/reload`).
-/// Loading runs on the blocking pool; on error the rules in force are untouched.
+/// The catalogue's part of the rules in force.
+fn catalogue_of(router: &Router) -> Arc<CatalogueInputs> {
+    router
+        .current()
+        .inputs()
+        .map(|i| i.catalogue.clone())
+        .unwrap_or_default()
+}
+
+/// Reloads `dir` into `router` now (file changes, SIGHUP, `POST /api/v1/rules/reload`), with
+/// the catalogue's part kept as it is. Loading runs on the blocking pool; on error the rules
+/// in force are untouched.
 pub async fn reload_now(dir: &Path, router: &Router, metrics: &Metrics) -> Result<(), LoadError> {
+    let _reloading = router.reload_lock().await;
     let owned = dir.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || RuleSet::load_dir(&owned))
-        .await
-        .unwrap_or_else(|e| {
-            Err(LoadError {
-                problems: vec![Problem {
-                    file: dir.display().to_string(),
-                    line: 0,
-                    col: 0,
-                    message: format!("the loader failed: {e}"),
-                }],
-            })
+    let catalogue = catalogue_of(router);
+    let loaded = tokio::task::spawn_blocking(move || {
+        let files = Arc::new(super::load::read_dir(&owned));
+        RuleSet::from_inputs(Inputs { files, catalogue })
+    })
+    .await
+    .unwrap_or_else(|e| Err(loader_failed(dir, e)));
+    apply(&dir.display().to_string(), loaded, router, metrics)
+}
+
+/// Puts `catalogue` in force with the rule files in force (an API change: a subscription
+/// created, changed, paused or removed), through the same compile-and-replace path as a file
+/// change. The files are not read again: what was read last is what is in force.
+pub async fn apply_catalogue(
+    catalogue: CatalogueInputs,
+    router: &Router,
+    metrics: &Metrics,
+) -> Result<(), LoadError> {
+    let _reloading = router.reload_lock().await;
+    let current = router.current();
+    let Some(files) = current.inputs().map(|i| i.files.clone()) else {
+        return Err(LoadError {
+            problems: vec![Problem {
+                file: "subscriptions".into(),
+                line: 0,
+                col: 0,
+                message: "the rules in force were not loaded from a directory".into(),
+            }],
         });
-    apply(dir, loaded, router, metrics)
+    };
+    let dir = files.dir.display().to_string();
+    let catalogue = Arc::new(catalogue);
+    let loaded =
+        tokio::task::spawn_blocking(move || RuleSet::from_inputs(Inputs { files, catalogue }))
+            .await
+            .unwrap_or_else(|e| Err(loader_failed(Path::new(&dir), e)));
+    apply("subscription catalogue", loaded, router, metrics)
+}
+
+fn loader_failed(dir: &Path, e: tokio::task::JoinError) -> LoadError {
+    LoadError {
+        problems: vec![Problem {
+            file: dir.display().to_string(),
+            line: 0,
+            col: 0,
+            message: format!("the loader failed: {e}"),
+        }],
+    }
 }
 
 /// [`reload_now`] for callers without a runtime.
 pub fn reload_blocking(dir: &Path, router: &Router, metrics: &Metrics) -> Result<(), LoadError> {
-    apply(dir, RuleSet::load_dir(dir), router, metrics)
+    let catalogue = catalogue_of(router);
+    let files = Arc::new(super::load::read_dir(dir));
+    let loaded = RuleSet::from_inputs(Inputs { files, catalogue });
+    apply(&dir.display().to_string(), loaded, router, metrics)
 }
 
 /// Puts a loaded set in force, or rejects it; either way logs and counts it (one event, so
 /// logs and metrics cannot disagree).
 fn apply(
-    dir: &Path,
+    from: &str,
     loaded: Result<RuleSet, LoadError>,
     router: &Router,
     metrics: &Metrics,
@@ -60,12 +123,12 @@ fn apply(
             router.replace(rules);
             metrics.rule_reloads.with_label_values(&["ok"]).inc();
             metrics.rules_loaded_timestamp.set(unix_now());
-            tracing::info!(dir = %dir.display(), routes, subscriptions = subs, "rules reloaded");
+            tracing::info!(from, routes, subscriptions = subs, "rules reloaded");
             Ok(())
         }
         Err(e) => {
             metrics.rule_reloads.with_label_values(&["rejected"]).inc();
-            tracing::error!(dir = %dir.display(), problems = %e, "rule reload rejected; the previous rules stay in force");
+            tracing::error!(from, problems = %e, "rule reload rejected; the previous rules stay in force");
             Err(e)
         }
     }

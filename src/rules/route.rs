@@ -81,7 +81,12 @@ pub fn route(
             .index
             .for_topic(&event.origin.topic)
             .candidates(&derived.categories, candidates);
+        let mut stopped = false;
         for &i in candidates.iter() {
+            // After a file route's `stop`, only API subscriptions' own routes are evaluated.
+            if stopped && (i as usize) < rules.first_api_route {
+                continue;
+            }
             let r = &rules.routes[i as usize];
             if !r.cond.holds(&cx) {
                 continue;
@@ -111,7 +116,7 @@ pub fn route(
                 }
             }
             if r.stop {
-                break;
+                stopped = true;
             }
         }
     });

@@ -11,9 +11,12 @@ use super::super::batch::Batch;
 use super::super::client::{self, chain};
 use super::super::request::Response;
 use super::super::retry::policy::{classify, Class};
-use super::super::{DivertCause, JobFrom};
+use super::super::{DivertCause, JobFrom, SpillCause};
 use super::Lane;
 use crate::dlq::{DeadLetter, Reason};
+
+/// The disable reason a `410 Gone` gives.
+pub const GONE_REASON: &str = "the receiver answered 410 Gone";
 
 /// Waits for one request's outcome and settles each of its jobs.
 pub(super) async fn finish(
@@ -35,6 +38,7 @@ pub(super) async fn finish(
     let class = classify(&result);
     if class == Class::Delivered && reason.is_none() {
         let now = chrono::Utc::now();
+        shared.health.success(&sub, now);
         let instant = Instant::now().into_std();
         for job in batch.jobs {
             let latency = (now - job.event.received_at).to_std().unwrap_or_default();
@@ -49,6 +53,19 @@ pub(super) async fn finish(
         }
         return;
     }
+    let gone = matches!(&result, Ok(r) if r.status == reqwest::StatusCode::GONE);
+    if gone && reason.is_none() {
+        if let (Some(hook), Some(_)) = (shared.gone_hook(), shared.spill_hook()) {
+            // The receiver says the subscription is over: disable it everywhere, and keep
+            // this delivery (and what waits behind it) in its backlog, for a resume.
+            tracing::warn!(subscription = %sub, webhook_id = %batch.delivery.webhook_id, "receiver answered 410 Gone; disabling the subscription");
+            hook.gone(&sub, &batch.delivery.webhook_id);
+            lane.suspend(GONE_REASON);
+            lane.put_back(SpillCause::Disabled, batch.jobs).await;
+            return;
+        }
+    }
+    shared.health.failure(&sub, chrono::Utc::now());
     let (status, error) = match &result {
         Ok(response) => (
             Some(response.status.as_u16()),

@@ -18,6 +18,7 @@ pub mod ledger;
 mod patience;
 mod task;
 
+pub use finish::GONE_REASON;
 pub use ledger::SpillLedger;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,11 +32,13 @@ use tokio_util::task::TaskTracker;
 use super::breaker::Circuit;
 use super::config::RateLimitConfig;
 use super::events::{CircuitState, Observer};
+use super::health::DeliveryHealth;
 use super::queue::{PushError, Queue};
 use super::rate_limit::Bucket;
 use super::ssrf::Guard;
 use super::{
-    Divert, Job, JobFrom, Spill, SpillCause, SubscriptionSettings, SubscriptionStatus, Written,
+    Divert, Gone, Job, JobFrom, Spill, SpillCause, SubscriptionSettings, SubscriptionStatus,
+    Written,
 };
 use crate::rules::dedup::DedupStore;
 use crate::settle::Settler;
@@ -54,6 +57,9 @@ pub(super) struct Shared {
     pub abort: CancellationToken,
     pub divert: RwLock<Option<Arc<dyn Divert>>>,
     pub spill: RwLock<Option<Arc<dyn Spill>>>,
+    pub gone: RwLock<Option<Arc<dyn Gone>>>,
+    /// Successes and failures, for the fleet-wide failure streak.
+    pub health: Arc<DeliveryHealth>,
     /// Dedup memory, by subscription; outlives lanes and rule sets.
     pub dedup: DedupStore,
     /// Source jobs queued in every lane together.
@@ -72,6 +78,10 @@ impl Shared {
 
     pub fn spill_hook(&self) -> Option<Arc<dyn Spill>> {
         self.spill.read().expect("spill lock").clone()
+    }
+
+    pub fn gone_hook(&self) -> Option<Arc<dyn Gone>> {
+        self.gone.read().expect("gone lock").clone()
     }
 }
 
@@ -174,6 +184,16 @@ impl Lane {
         self.inner.queue.set_capacity(settings.config.queue);
         self.inner.settings.send_replace(settings);
         self.inner.wake.notify_waiters();
+    }
+
+    /// Disables the lane here at once, before the rules say so (a `410 Gone`: the catalogue
+    /// is told, and every instance follows when its change arrives). What the lane holds
+    /// goes to the backlog.
+    pub(super) fn suspend(&self, reason: &str) {
+        let mut settings = (*self.settings()).clone();
+        settings.config.status = SubscriptionStatus::Disabled;
+        settings.config.disable_reason = Some(reason.to_string());
+        self.update(Arc::new(settings));
     }
 
     /// The rule set no longer has this subscription: the lane delivers what it holds from

@@ -196,7 +196,7 @@ impl Lane {
     /// Jobs taken but not sent go back where they came from (their dedup claims released):
     /// into the backlog for source and retry jobs (and the lane starts spilling), back to the
     /// front of the queue for backlog jobs.
-    async fn put_back(&self, cause: SpillCause, jobs: Vec<Job>) {
+    pub(super) async fn put_back(&self, cause: SpillCause, jobs: Vec<Job>) {
         for job in &jobs {
             self.inner
                 .shared

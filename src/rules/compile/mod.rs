@@ -1,17 +1,20 @@
 //! Compiling parsed rule files into a [`RuleSet`]: ids checked unique, references resolved,
 //! every expression compiled. Every problem is collected; any problem rejects the whole set.
 
+pub mod api;
 mod outputs;
 mod routes;
 mod sources;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use marked_yaml::{Node, Span, Spanned};
 use serde::de::DeserializeOwned;
 
 use super::aliases::Scale;
 use super::index::Index;
+use super::inputs::CatalogueInputs;
 use super::load::{node_to_json, yaml_options, yaml_problem, Parsed};
 use super::matcher::NameMatch;
 use super::model::SeverityConfig;
@@ -26,6 +29,15 @@ use sources::compile_sources;
 
 /// Compiles `parsed`, or returns every problem found.
 pub fn compile(parsed: Parsed) -> Result<RuleSet, LoadError> {
+    compile_with(parsed, &CatalogueInputs::default())
+}
+
+/// Compiles `parsed` with what the catalogue adds: its subscriptions each become their own
+/// route after the file routes, and its status overrides apply to file subscriptions. Only
+/// the files can reject the set: the API checks its entries before storing them, so an entry
+/// that fails here (an id a rule file took since, a record from a newer version) is left out
+/// and logged, and the rest goes live.
+pub fn compile_with(parsed: Parsed, catalogue: &CatalogueInputs) -> Result<RuleSet, LoadError> {
     let Parsed {
         mut problems,
         dirs,
@@ -78,8 +90,6 @@ pub fn compile(parsed: Parsed) -> Result<RuleSet, LoadError> {
         categories.push(c);
         routes.push(r);
     }
-    // Globs were validated one by one above, so building the sets cannot fail.
-    let index = Index::new(topics, categories).expect("validated globs");
     let sources = Sources::new(source_list, fallback).expect("validated globs");
     // Without problems every route entry compiled, in order.
     let lines = problems.file_lines();
@@ -88,10 +98,44 @@ pub fn compile(parsed: Parsed) -> Result<RuleSet, LoadError> {
         .map(|n| route_source(&problems, &lines, n))
         .collect();
     // Without problems every subscription was built.
-    let (subscriptions, sub_templates) = subs
+    let (mut subscriptions, mut sub_templates): (Vec<_>, Vec<_>) = subs
         .into_iter()
         .map(|s| s.built.expect("no problems, so built"))
         .unzip();
+    for sub in subscriptions.iter_mut() {
+        if let Some(o) = catalogue.overrides.get(&*sub.id) {
+            let mut changed = (**sub).clone();
+            changed.config.status = o.status;
+            changed.config.disable_reason = o.reason.clone();
+            *sub = Arc::new(changed);
+        }
+    }
+    let first_api_route = routes.len();
+    for entry in &catalogue.subscriptions {
+        let id = &entry.config.id;
+        if subscriptions.iter().any(|s| &*s.id == id) {
+            tracing::error!(subscription = %id, "an API subscription has the id of a rule-file subscription; it is left out");
+            continue;
+        }
+        match api::compile(entry) {
+            Ok(c) => {
+                routes.push(api::route(id, subscriptions.len(), c.cond));
+                topics.push(c.topics);
+                categories.push(c.category);
+                subscriptions.push(c.settings);
+                sub_templates.push(c.template);
+            }
+            Err(problems) => {
+                let problems: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .collect();
+                tracing::error!(subscription = %id, ?problems, "an API subscription does not compile; it is left out");
+            }
+        }
+    }
+    // Globs were validated one by one, so building the index cannot fail.
+    let index = Index::new(topics, categories).expect("validated globs");
     Ok(RuleSet {
         sources: std::sync::Arc::new(sources),
         routes,
@@ -99,6 +143,8 @@ pub fn compile(parsed: Parsed) -> Result<RuleSet, LoadError> {
         subscriptions,
         sub_templates,
         topic_patterns,
+        first_api_route,
+        inputs: None,
         route_sources,
     })
 }

@@ -487,3 +487,57 @@ routes:
         &json!({"code": "007", "on": "true", "n": 7})
     );
 }
+
+#[test]
+fn a_file_route_that_stops_does_not_hold_back_api_subscriptions() {
+    use crate::rules::inputs::{CatalogueInputs, Inputs, RouteSubscription};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.yaml"),
+        "sources:\n  - id: s\n    topics: [t]\n    category: category\n    severity: severity\nsubscriptions:\n  - id: file\n    url: https://example.com/f\nroutes:\n  - id: drop-all\n    stop: true\n    to: [file]\n",
+    )
+    .unwrap();
+    let api = RouteSubscription {
+        config: crate::deliver::SubscriptionConfig::minimal("api-1", "https://example.com/a"),
+        template: "raw".into(),
+        event_types: vec!["alert*".into()],
+        min_severity: Some("high".into()),
+        topics: vec!["t".into()],
+        filter: Some("event.n > `1`".into()),
+    };
+    let inputs = Inputs {
+        files: std::sync::Arc::new(crate::rules::load::read_dir(dir.path())),
+        catalogue: std::sync::Arc::new(CatalogueInputs {
+            subscriptions: vec![api],
+            ..Default::default()
+        }),
+    };
+    let router = Router::new(crate::rules::RuleSet::from_inputs(inputs).unwrap());
+    let routed = |payload: serde_json::Value| {
+        let event = crate::event::Event::new(
+            crate::event::Origin {
+                topic: "t".into(),
+                partition: 0,
+                offset: 0,
+                index: 0,
+            },
+            payload,
+        );
+        let mut subs: Vec<String> = router
+            .route(&event)
+            .deliveries
+            .iter()
+            .map(|d| d.subscription.id.to_string())
+            .collect();
+        subs.sort();
+        subs
+    };
+    let both = routed(serde_json::json!({"category": "alert.x", "severity": "critical", "n": 2}));
+    assert_eq!(both, ["api-1", "file"]);
+    let low = routed(serde_json::json!({"category": "alert.x", "severity": "low", "n": 2}));
+    assert_eq!(low, ["file"]);
+    let filtered = routed(serde_json::json!({"category": "alert.x", "severity": "high", "n": 1}));
+    assert_eq!(filtered, ["file"]);
+    let other = routed(serde_json::json!({"category": "vuln", "severity": "high", "n": 5}));
+    assert_eq!(other, ["file"]);
+}

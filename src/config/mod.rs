@@ -11,6 +11,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod admin;
+mod subscriptions;
+
+pub use admin::{AdminConfig, AdminSettings};
+pub use subscriptions::{SecretKey, SubscriptionsConfig, SubscriptionsSettings};
+
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -27,6 +33,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Delivery-wide settings.
     pub delivery: DeliveryConfig,
+    /// Subscriptions created through the API.
+    pub subscriptions: SubscriptionsConfig,
 }
 
 /// `[kafka]`.
@@ -193,26 +201,6 @@ impl Default for RulesConfig {
     }
 }
 
-/// `[admin]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdminConfig {
-    /// Address of `/metrics`, `/healthz`, `/readyz`, `/api/v1` and `/playground/`.
-    pub listen: String,
-    /// Serve the routing playground page at `/playground/` (a dry run of the rules in force;
-    /// it shows rule texts and rendered bodies).
-    pub playground: bool,
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig {
-            listen: "127.0.0.1:9464".into(),
-            playground: true,
-        }
-    }
-}
-
 /// `[delivery]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -307,8 +295,10 @@ pub struct Settings {
     pub rules: RulesConfig,
     /// Admin listen address.
     pub admin_listen: SocketAddr,
-    /// Serve the playground on the admin server.
-    pub admin_playground: bool,
+    /// The admin server: tokens, limits.
+    pub admin: AdminSettings,
+    /// The subscription catalogue.
+    pub subscriptions: SubscriptionsSettings,
     /// Delivery-wide settings.
     pub delivery: crate::deliver::DeliverySettings,
     /// Shutdown grace for deliveries.
@@ -397,14 +387,9 @@ impl Config {
             .into_iter()
             .map(|(k, v)| (k.replace('_', "."), v))
             .collect();
-        let admin_listen = self
-            .admin
-            .listen
-            .parse()
-            .map_err(|e| ConfigError::Invalid {
-                key: "admin.listen",
-                reason: format!("{:?} is not host:port ({e})", self.admin.listen),
-            })?;
+        let admin = self.admin.validate()?;
+        let admin_listen = admin.listen;
+        let subscriptions = self.subscriptions.validate()?;
         let allow_networks = self
             .delivery
             .allow_networks
@@ -480,7 +465,8 @@ impl Config {
             backlog,
             rules: self.rules,
             admin_listen,
-            admin_playground: self.admin.playground,
+            admin,
+            subscriptions,
             delivery: crate::deliver::DeliverySettings {
                 allow_networks,
                 spill_after: self.delivery.spill_after,
@@ -503,159 +489,4 @@ fn one_line(e: figment::Error) -> String {
 
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid() {
-        let s = Config::default().validate().unwrap();
-        assert_eq!(s.kafka.group_id, "hookline");
-        assert_eq!(s.admin_listen.port(), 9464);
-        assert!(s.admin_playground, "the playground is on by default");
-    }
-
-    #[test]
-    fn file_then_env_override() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "custom.toml",
-                "[kafka]\nbrokers = \"a:1\"\ngroup_id = \"g\"\n[kafka.options]\n\"security.protocol\" = \"SSL\"\n",
-            )?;
-            jail.set_env("HOOKLINE_KAFKA__GROUP_ID", "from-env");
-            jail.set_env("HOOKLINE_KAFKA__OPTIONS__SASL_MECHANISM", "PLAIN");
-            jail.set_env("HOOKLINE_KAFKA__OPTIONS__SESSION_TIMEOUT_MS", "6000");
-            jail.set_env(
-                "HOOKLINE_KAFKA__OPTIONS__ENABLE_SSL_CERTIFICATE_VERIFICATION",
-                "true",
-            );
-            jail.set_env("HOOKLINE_LOG", "debug"); // not configuration: ignored
-            let s = Config::load(Some(Path::new("custom.toml"))).unwrap();
-            assert_eq!(s.kafka.brokers, "a:1");
-            assert_eq!(s.kafka.group_id, "from-env");
-            assert_eq!(s.kafka.options["security.protocol"], "SSL");
-            assert_eq!(s.kafka.options["sasl.mechanism"], "PLAIN");
-            assert_eq!(s.kafka.options["session.timeout.ms"], "6000");
-            assert_eq!(
-                s.kafka.options["enable.ssl.certificate.verification"],
-                "true"
-            );
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn numeric_and_boolean_kafka_options_are_taken_as_text() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "hookline.toml",
-                "[kafka.options]\n\"fetch.min.bytes\" = 1\n\"enable.idempotence\" = true\n\"batch.size\" = \"1000\"\n",
-            )?;
-            jail.set_env("HOOKLINE_KAFKA__OPTIONS__FETCH_WAIT_MAX_MS", "100");
-            jail.set_env("HOOKLINE_KAFKA__OPTIONS__SOCKET_NAGLE_DISABLE", "false");
-            let s = Config::load(None).unwrap();
-            let options = &s.kafka.options;
-            assert_eq!(options["fetch.wait.max.ms"], "100");
-            assert_eq!(options["socket.nagle.disable"], "false");
-            assert_eq!(options["fetch.min.bytes"], "1");
-            assert_eq!(options["enable.idempotence"], "true");
-            assert_eq!(options["batch.size"], "1000");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn producer_defaults_yield_to_options_but_acks_is_all() {
-        let mut kafka = KafkaConfig::default();
-        let config = kafka.producer_config();
-        assert_eq!(config.get("compression.type"), Some("lz4"));
-        assert_eq!(config.get("acks"), Some("all"));
-        kafka
-            .options
-            .insert("compression.type".into(), "zstd".into());
-        kafka.options.insert("acks".into(), "1".into());
-        let config = kafka.producer_config();
-        assert_eq!(config.get("compression.type"), Some("zstd"));
-        assert_eq!(config.get("acks"), Some("all"));
-        assert_eq!(config.get("queue.buffering.max.kbytes"), Some("32768"));
-    }
-
-    #[test]
-    fn bad_value_names_the_key() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("HOOKLINE_KAFKA__COMMIT_INTERVAL", "soon");
-            let e = Config::load(None).unwrap_err().to_string();
-            assert!(e.to_lowercase().contains("kafka.commit_interval"), "{e}");
-            assert!(!e.contains('\n'), "{e}");
-            jail.set_env("HOOKLINE_KAFKA__COMMIT_INTERVAL", "1s");
-            jail.set_env("HOOKLINE_ADMIN__LISTEN", "nowhere");
-            let e = Config::load(None).unwrap_err().to_string();
-            assert!(e.contains("admin.listen"), "{e}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn file_variants_read_secrets_from_files() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("kafka-password", "s3cret 123\n")?;
-            jail.create_file("proxy", "http://u:p@proxy.internal:3128")?;
-            let dir = jail.directory().display().to_string();
-            jail.set_env(
-                "HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD_FILE",
-                format!("{dir}/kafka-password"),
-            );
-            jail.set_env("HOOKLINE_DELIVERY__PROXY_FILE", format!("{dir}/proxy"));
-            let s = Config::load(None).unwrap();
-            assert_eq!(s.kafka.options["sasl.password"], "s3cret 123");
-            assert!(!s.kafka.options.contains_key("sasl.password.file"));
-            assert_eq!(s.delivery.proxy.unwrap().host(), "proxy.internal");
-
-            jail.set_env("HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD", "also");
-            let e = Config::load(None).unwrap_err().to_string();
-            assert!(e.contains("both HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD and HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD_FILE are set"), "{e}");
-            std::env::remove_var("HOOKLINE_KAFKA__OPTIONS__SASL_PASSWORD");
-            jail.set_env("HOOKLINE_DELIVERY__PROXY_FILE", format!("{dir}/missing"));
-            let e = Config::load(None).unwrap_err().to_string();
-            assert!(
-                e.contains("cannot read HOOKLINE_DELIVERY__PROXY_FILE="),
-                "{e}"
-            );
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn a_bad_proxy_names_the_key() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("HOOKLINE_DELIVERY__PROXY", "ftp://proxy");
-            let e = Config::load(None).unwrap_err().to_string();
-            assert!(e.contains("delivery.proxy: scheme \"ftp\""), "{e}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn the_playground_switch() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("HOOKLINE_ADMIN__PLAYGROUND", "false");
-            assert!(!Config::load(None).unwrap().admin_playground);
-            Ok(())
-        });
-        let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/hookline.toml");
-        let s = Config::load(Some(Path::new(deploy))).unwrap();
-        assert!(
-            !s.admin_playground,
-            "the deployment example listens beyond loopback: no playground"
-        );
-    }
-
-    #[test]
-    fn unknown_key_is_an_error() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("hookline.toml", "[kafka]\nbrokerz = \"x\"\n")?;
-            let e = Config::load(None).unwrap_err().to_string();
-            assert!(e.contains("brokerz"), "{e}");
-            Ok(())
-        });
-    }
-}
+mod tests;
