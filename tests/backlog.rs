@@ -331,3 +331,52 @@ async fn in_fleet_mode_one_instance_delivers_each_subscription_in_order() {
     a.wait().await;
     b.wait().await;
 }
+
+const SPILLED_FAST: &str = concat!(
+    events_source!(),
+    r#"
+subscriptions:
+  - id: fast
+    url: "{receiver}/fast"
+    concurrency: 16
+    queue: 8
+routes:
+  - id: all
+    to: [fast]
+"#
+);
+
+/// A healthy receiver behind a tiny queue spills at once, while the source is read far faster
+/// than it delivers; its backlog, over several partitions, is read back at full speed with
+/// give-backs and rewinds all the while. Every event must arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_read_at_full_speed_over_several_partitions_loses_nothing() {
+    const PARTITIONS: i32 = 8;
+    const N: i64 = 8_000;
+    let h = Harness::new(TOPIC, PARTITIONS).await;
+    h.write_rules(SPILLED_FAST);
+    for n in 0..N {
+        let event = json!({"id": format!("e{n}"), "category": "alert", "severity": "high", "n": n});
+        h.produce_json(TOPIC, (n % PARTITIONS as i64) as i32, &event)
+            .await;
+    }
+    let mut config = h.config("full-speed");
+    config.kafka.backlog_partitions = 4;
+    let running = hookline::app::start(h.finish(config)).await.unwrap();
+    let distinct = || {
+        numbers(&h.receiver.accepted("/fast"))
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let all = eventually(Duration::from_secs(180), || distinct().len() == N as usize).await;
+    let got = distinct();
+    let missing: Vec<_> = (0..N).filter(|n| !got.contains(n)).take(20).collect();
+    assert!(
+        all,
+        "{} of {N} distinct events arrived; first missing {missing:?}\n{}",
+        got.len(),
+        running.metrics.render()
+    );
+    running.stop();
+    running.wait().await;
+}

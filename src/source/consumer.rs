@@ -1,6 +1,7 @@
 //! The Kafka consumer-group loop: read, hand each message to the pipeline with its ack, and
 //! commit settled positions on an interval, on revoke (see [`super::context`]) and on shutdown.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,6 +191,9 @@ pub struct Source {
     done: CancellationToken,
     offsets: Offsets,
     commit_interval: Duration,
+    /// Partitions paused until their handler is ready, with the assignment's generation: a
+    /// rewind asked meanwhile waits until they resume.
+    paused: Arc<std::sync::Mutex<HashMap<(Arc<str>, i32), u64>>>,
 }
 
 impl Source {
@@ -223,6 +227,7 @@ impl Source {
             }),
             done: CancellationToken::new(),
             offsets,
+            paused: Arc::default(),
             commit_interval: kafka.commit_interval,
         })
     }
@@ -358,7 +363,11 @@ impl Source {
         let _ = committer.await;
     }
 
-    /// Pauses `partition` and rewinds it to `offset`, to be resumed when `ready` resolves.
+    /// Rewinds `partition` to `offset` and pauses it, to be resumed when `ready` resolves.
+    ///
+    /// The seek comes first, while the partition still fetches: librdkafka completes a seek of
+    /// a paused partition only once it fetches again, and a seek left in flight across a
+    /// pause and a resume was seen to leave the partition never fetching again.
     async fn postpone(
         &self,
         topic: &str,
@@ -366,20 +375,29 @@ impl Source {
         offset: i64,
         ready: futures::future::BoxFuture<'static, ()>,
     ) {
+        self.seek(topic, partition, offset).await;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
         if let Err(e) = self.consumer.pause(&tpl) {
             tracing::warn!(topic, partition, error = %e, "cannot pause partition");
         }
-        self.seek(topic, partition, offset).await;
+        let key: (Arc<str>, i32) = (topic.into(), partition);
+        if let Some(generation) = self.offsets.generation(topic, partition) {
+            self.paused_lock().insert(key.clone(), generation);
+        }
         let consumer = self.consumer.clone();
         let done = self.done.clone();
+        let paused = self.paused.clone();
+        let offsets = self.offsets.clone();
         tokio::spawn(async move {
             tokio::select! {
                 () = ready => {
                     // After a rebalance the partition may belong to someone else: nothing to
                     // resume then.
                     let _ = consumer.resume(&tpl);
+                    paused.lock().expect("paused lock").remove(&key);
+                    // A rewind asked while it was paused is done now.
+                    offsets.wake_rewinds();
                 }
                 // Stopped reading: do not keep the consumer (and its group membership).
                 _ = done.cancelled() => {}
@@ -387,30 +405,56 @@ impl Source {
         });
     }
 
-    /// Reads `partition` again from where messages were given back, if it is still ours.
-    async fn rewind(&self, topic: &str, partition: i32, rewind: super::offsets::Rewind) {
-        if self.offsets.is_current(topic, partition, rewind.generation) {
-            tracing::debug!(
-                topic,
-                partition,
-                offset = rewind.offset,
-                "reading given-back messages again"
-            );
-            self.seek(topic, partition, rewind.offset).await;
-        }
+    fn paused_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Arc<str>, i32), u64>> {
+        self.paused.lock().expect("paused lock")
     }
 
-    /// Moves `partition`'s position to `offset`; whatever librdkafka already fetched past it
-    /// is dropped. Asynchronous (a zero timeout): a seek of a paused partition completes only
-    /// once it fetches again, so waiting for it would stall reading. If it fails, the offsets
-    /// handed back stay pending: nothing is committed past them, and they are read again
-    /// after a restart or rebalance at the latest.
+    /// Reads `partition` again from where messages were given back, if it is still ours. A
+    /// paused partition is rewound once it resumes (see [`Source::postpone`]).
+    async fn rewind(&self, topic: &str, partition: i32, rewind: super::offsets::Rewind) {
+        if !self.offsets.is_current(topic, partition, rewind.generation) {
+            return;
+        }
+        let paused = self
+            .paused_lock()
+            .get(&(Arc::from(topic), partition))
+            .copied();
+        if paused == Some(rewind.generation) {
+            self.offsets.defer_rewind(topic, partition, rewind);
+            return;
+        }
+        tracing::debug!(
+            topic,
+            partition,
+            offset = rewind.offset,
+            "reading given-back messages again"
+        );
+        self.seek(topic, partition, rewind.offset).await;
+    }
+
+    /// Moves `partition`'s position to `offset` (never called on a paused partition);
+    /// whatever librdkafka already fetched past it is dropped. A blocking call, so it runs off
+    /// the async workers; it takes well under a millisecond. If it fails, the offsets handed
+    /// back stay pending: nothing is committed past them, and they are read again after a
+    /// restart or rebalance at the latest.
     async fn seek(&self, topic: &str, partition: i32, offset: i64) {
-        if let Err(e) = self
-            .consumer
-            .seek(topic, partition, Offset::Offset(offset), Duration::ZERO)
-        {
-            tracing::warn!(topic, partition, offset, error = %e, "cannot rewind partition; its commits stay behind the message until it is read again");
+        let consumer = self.consumer.clone();
+        let owned = topic.to_string();
+        let result = tokio::task::spawn_blocking(move || {
+            consumer.seek(
+                &owned,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            )
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(topic, partition, offset, error = %e, "cannot rewind partition; its commits stay behind the message until it is read again")
+            }
+            Err(e) => tracing::warn!(topic, partition, offset, error = %e, "seek task failed"),
         }
     }
 

@@ -125,6 +125,22 @@ impl Offsets {
         rewinds.remove(&(Arc::from(topic), partition))
     }
 
+    /// Keeps `rewind` of `partition` of `topic` for later: the partition is paused, and is
+    /// rewound once it resumes ([`Offsets::wake_rewinds`]).
+    pub fn defer_rewind(&self, topic: &str, partition: i32, rewind: Rewind) {
+        self.inner.ask_rewind(topic, partition, rewind);
+    }
+
+    /// Makes [`Offsets::rewound`] resolve, so that deferred rewinds are looked at again.
+    pub fn wake_rewinds(&self) {
+        self.inner.rewound.notify_one();
+    }
+
+    /// The generation of the current assignment of `partition` of `topic`.
+    pub fn generation(&self, topic: &str, partition: i32) -> Option<u64> {
+        self.lock().generation(topic, partition)
+    }
+
     /// Resolves when a message was given back.
     pub async fn rewound(&self) {
         self.inner.rewound.notified().await
@@ -159,6 +175,19 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Asks for `partition` of `topic` to be read again from `rewind` (the lowest offset asked
+    /// for wins; a new assignment's request replaces an old one's).
+    fn ask_rewind(&self, topic: &str, partition: i32, rewind: Rewind) {
+        let mut rewinds = self.rewinds.lock().expect("rewinds lock");
+        let at = rewinds.entry((topic.into(), partition)).or_insert(rewind);
+        if at.generation != rewind.generation {
+            *at = rewind;
+        }
+        at.offset = at.offset.min(rewind.offset);
+    }
+}
+
 impl SettleSink for Inner {
     fn settled(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
         self.tracker
@@ -178,16 +207,7 @@ impl SettleSink for Inner {
 
     fn given_back(&self, topic: &str, partition: i32, generation: u64, offset: i64) {
         // Stays pending (never committed past) until it is read again.
-        {
-            let mut rewinds = self.rewinds.lock().expect("rewinds lock");
-            let at = rewinds
-                .entry((topic.into(), partition))
-                .or_insert(Rewind { generation, offset });
-            if at.generation != generation {
-                *at = Rewind { generation, offset };
-            }
-            at.offset = at.offset.min(offset);
-        }
+        self.ask_rewind(topic, partition, Rewind { generation, offset });
         self.release();
         self.rewound.notify_one();
     }
