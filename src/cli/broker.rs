@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::bench::broker::ANNOUNCE;
 use crate::config::Config;
-use crate::dev::broker::{router_topics, DevBroker};
+use crate::dev::broker::DevBroker;
 
 /// Arguments of `hookline broker`.
 #[derive(Debug, clap::Args)]
@@ -53,11 +53,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
     }
     if args.router_topics {
         let settings = Config::default().validate()?;
-        for topic in router_topics(&settings) {
-            broker
-                .create_topic(&topic, settings.kafka.topic_partitions)
-                .with_context(|| format!("cannot create topic {topic}"))?;
-        }
+        broker
+            .create_router_topics(&settings)
+            .context("cannot create the router's topics")?;
     }
     let mut stdout = std::io::stdout();
     writeln!(stdout, "{ANNOUNCE}{}", broker.bootstrap_servers())?;

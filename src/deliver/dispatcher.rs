@@ -80,6 +80,8 @@ impl Dispatcher {
                     source_held: Arc::new(AtomicUsize::new(0)),
                     source_limit: settings.source_limit.max(1),
                     spill_after: settings.spill_after,
+                    lanes: RwLock::new(Vec::new()),
+                    epoch: tokio::time::Instant::now(),
                 }),
                 lanes: RwLock::new(HashMap::new()),
                 keyed: settings.keyed,

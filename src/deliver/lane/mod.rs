@@ -21,7 +21,11 @@ mod task;
 pub use finish::GONE_REASON;
 pub use ledger::SpillLedger;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+/// How long a full queue waits for room at a time while no other lane starves; then whether
+/// the lane still delivers directly, and whether another lane starves, is asked again.
+const UNCONTESTED_WAIT: Duration = Duration::from_millis(10);
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -69,6 +73,10 @@ pub(super) struct Shared {
     pub source_limit: usize,
     /// A queued source job older than this moves the lane to its backlog.
     pub spill_after: Duration,
+    /// Every lane started, to tell whether holding up the source starves one of them.
+    pub lanes: RwLock<Vec<std::sync::Weak<Inner>>>,
+    /// The origin of the lanes' `last_offered` clocks.
+    pub epoch: tokio::time::Instant,
 }
 
 impl Shared {
@@ -82,6 +90,22 @@ impl Shared {
 
     pub fn gone_hook(&self) -> Option<Arc<dyn Gone>> {
         self.gone.read().expect("gone lock").clone()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether a lane other than `me` is starving: it was offered events within the last
+    /// second, delivers directly, and has nothing queued. Holding up the source then keeps
+    /// events from it.
+    fn others_starving(&self, me: &Inner) -> bool {
+        let now = self.now_ms();
+        let lanes = self.lanes.read().expect("lanes lock");
+        lanes
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .any(|lane| !std::ptr::eq(&*lane, me) && lane.starving(now))
     }
 }
 
@@ -110,6 +134,17 @@ pub(super) struct Inner {
     pub wake: Arc<Notify>,
     /// The rule set no longer has this subscription.
     pub retired: AtomicBool,
+    /// When a delivery was last offered ([`Shared::epoch`] milliseconds).
+    pub last_offered: AtomicU64,
+}
+
+impl Inner {
+    fn starving(&self, now_ms: u64) -> bool {
+        !self.retired.load(Ordering::Acquire)
+            && !self.ledger.spilling()
+            && self.queue.is_empty()
+            && now_ms.saturating_sub(self.last_offered.load(Ordering::Relaxed)) < 1_000
+    }
 }
 
 /// One subscription's lane as the dispatcher and the backlog reader see it. Cheap to clone.
@@ -159,8 +194,14 @@ impl Lane {
                 order: tokio::sync::Mutex::new(()),
                 wake,
                 retired: AtomicBool::new(false),
+                last_offered: AtomicU64::new(0),
             }),
         };
+        {
+            let mut lanes = shared.lanes.write().expect("lanes lock");
+            lanes.retain(|l| l.strong_count() > 0);
+            lanes.push(Arc::downgrade(&lane.inner));
+        }
         shared.tasks.spawn(task::supervise(lane.clone()));
         lane
     }
@@ -251,23 +292,44 @@ impl Lane {
             return self.spill_locked(job, cause).await;
         }
         let shared = &self.inner.shared;
+        self.inner
+            .last_offered
+            .store(shared.now_ms(), Ordering::Relaxed);
         let from = job.from;
         let admit = |_: &_| {
             from != JobFrom::Source
                 || shared.source_held.load(Ordering::Acquire) < shared.source_limit
         };
-        // A full queue that drains fast (a healthy receiver, momentarily saturated) frees room
-        // within the lane's patience: that is back-pressure, and the events stay on the
-        // direct path. One that does not cannot keep up: it spills, and keeps spilling until
-        // caught up.
-        let patience = &self.inner.patience;
-        let started = tokio::time::Instant::now();
-        let admitted = self
-            .inner
-            .queue
-            .push_within(job, admit, patience.allowance())
-            .await;
-        patience.spend(started.elapsed());
+        // A full queue back-pressures the source while that starves no other lane (a healthy
+        // receiver, momentarily saturated, or the only one busy): the events stay on the direct
+        // path. While another lane starves, the wait comes out of the lane's patience, and a
+        // lane slower than the source soon uses it up and spills (until caught up).
+        let mut job = job;
+        let admitted = loop {
+            let contested = shared.others_starving(&self.inner);
+            let patience = &self.inner.patience;
+            let slice = if contested {
+                patience.allowance()
+            } else {
+                UNCONTESTED_WAIT
+            };
+            let started = tokio::time::Instant::now();
+            let pushed = self.inner.queue.push_within(job, admit, slice).await;
+            if contested {
+                patience.spend(started.elapsed());
+            }
+            match pushed {
+                Err(PushError::Full(back)) if !contested && shared.spill_hook().is_some() => {
+                    job = *back;
+                    // Still delivering at all? A hanging or failing receiver spills here.
+                    if let Some(cause) = self.refuses_direct() {
+                        self.evacuate_locked(cause).await;
+                        return self.spill_locked(job, cause).await;
+                    }
+                }
+                other => break other,
+            }
+        };
         match admitted {
             Ok(()) => {}
             Err(PushError::Full(job)) => {
