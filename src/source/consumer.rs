@@ -193,8 +193,11 @@ pub struct Source {
     commit_interval: Duration,
     /// Partitions paused until their handler is ready, with the assignment's generation: a
     /// rewind asked meanwhile waits until they resume.
-    paused: Arc<std::sync::Mutex<HashMap<(Arc<str>, i32), u64>>>,
+    paused: Paused,
 }
+
+/// Paused partitions and the generation of their assignment.
+type Paused = Arc<std::sync::Mutex<HashMap<(Arc<str>, i32), u64>>>;
 
 impl Source {
     /// Creates the source consumer (it connects lazily).
