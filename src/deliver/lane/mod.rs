@@ -304,7 +304,11 @@ impl Lane {
         // receiver, momentarily saturated, or the only one busy): the events stay on the direct
         // path. While another lane starves, the wait comes out of the lane's patience, and a
         // lane slower than the source soon uses it up and spills (until caught up).
-        let mut job = job;
+        // Room now (the common case) asks nothing of the other lanes.
+        let mut job = match self.inner.queue.try_push_if(job, admit) {
+            Err(PushError::Full(back)) if shared.spill_hook().is_some() => *back,
+            other => return self.admitted(other).await,
+        };
         let admitted = loop {
             let contested = shared.others_starving(&self.inner);
             let patience = &self.inner.patience;
@@ -330,10 +334,15 @@ impl Lane {
                 other => break other,
             }
         };
+        self.admitted(admitted).await;
+    }
+
+    /// Finishes [`Lane::offer`] once the queue has answered.
+    async fn admitted(&self, admitted: Result<(), PushError>) {
         match admitted {
             Ok(()) => {}
             Err(PushError::Full(job)) => {
-                if shared.spill_hook().is_none() {
+                if self.inner.shared.spill_hook().is_none() {
                     // No backlog: back-pressure, as a plain bounded queue.
                     return self.push_waiting(*job).await;
                 }
