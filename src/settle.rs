@@ -58,6 +58,19 @@ impl Settler {
         ack.settle();
     }
 
+    /// Dead-letters an event read back from hookline's own topics (a retry tier, a backlog)
+    /// whose body cannot be rendered with the rules in force (`letter` from
+    /// [`DeadLetter::render_failed`]), counting it in its subscription's render errors.
+    pub async fn render_failed(&self, letter: DeadLetter, ack: Ack) {
+        if let Some(subscription) = &letter.subscription {
+            self.metrics
+                .render_errors
+                .with_label_values(&[subscription])
+                .inc();
+        }
+        self.dead_letter(letter, ack).await;
+    }
+
     /// Writes `letter` to the dead-letter topic, retrying until Kafka acknowledges it, then
     /// settles. Returns without settling only on shutdown (the event is then re-delivered).
     ///

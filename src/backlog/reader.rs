@@ -157,11 +157,6 @@ impl Handler for BacklogReader {
         let body = match body {
             Ok(body) => body,
             Err(e) => {
-                self.settler
-                    .metrics()
-                    .render_errors
-                    .with_label_values(&[&record.subscription])
-                    .inc();
                 let letter = DeadLetter::render_failed(
                     event.origin.clone(),
                     e.to_string(),
@@ -169,7 +164,7 @@ impl Handler for BacklogReader {
                     record.webhook_id.clone(),
                     &record.event,
                 );
-                self.settler.dead_letter(letter, ack.part()).await;
+                self.settler.render_failed(letter, ack.part()).await;
                 lane.ledger().handed(message.partition, message.offset);
                 self.moved_on(&message);
                 ack.finish();

@@ -52,11 +52,6 @@ impl RetryReader {
                     body
                 }
                 Some((_, Err(e))) => {
-                    self.settler
-                        .metrics()
-                        .render_errors
-                        .with_label_values(&[&record.subscription])
-                        .inc();
                     let letter = DeadLetter::render_failed(
                         event.origin.clone(),
                         e.to_string(),
@@ -64,7 +59,7 @@ impl RetryReader {
                         record.webhook_id.clone(),
                         &record.event,
                     );
-                    self.settler.dead_letter(letter, ack.part()).await;
+                    self.settler.render_failed(letter, ack.part()).await;
                     return;
                 }
                 None => unreachable!("the subscription was found above"),
