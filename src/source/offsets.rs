@@ -148,7 +148,7 @@ impl Offsets {
 
     /// Whether `generation` is the current assignment of `partition` of `topic`.
     pub fn is_current(&self, topic: &str, partition: i32, generation: u64) -> bool {
-        self.lock().generation(topic, partition) == Some(generation)
+        self.generation(topic, partition) == Some(generation)
     }
 
     /// The position before which every message of `partition` of `topic` is settled.
