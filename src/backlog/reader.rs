@@ -61,7 +61,7 @@ impl BacklogReader {
     fn wait_at(&self, message: &Record<'_>, record: &BacklogRecord) {
         let key = (message.topic.to_string(), message.partition);
         let mut waiting = self.waiting.lock().expect("waiting lock");
-        waiting.insert(key, record.received_at);
+        waiting.insert(key, record.deliveries[0].received_at);
     }
 
     fn moved_on(&self, message: &Record<'_>) {
@@ -81,21 +81,23 @@ impl BacklogReader {
                 ack,
             };
         }
-        tracing::warn!(subscription = %record.subscription, origin = %record.origin.to_origin(), "backlog record of a removed subscription; dead-lettering it");
-        let letter = DeadLetter {
-            origin: record.origin.to_origin(),
-            reason: Reason::SubscriptionRemoved,
-            error: format!(
-                "subscription {:?} was removed while the event waited in its backlog",
-                record.subscription
-            ),
-            subscription: Some(record.subscription),
-            webhook_id: Some(record.webhook_id),
-            attempts: 0,
-            status: None,
-            payload: serde_json::to_vec(&record.event).expect("JSON serialises"),
-        };
-        self.settler.dead_letter(letter, ack.part()).await;
+        tracing::warn!(subscription = %record.subscription, deliveries = record.deliveries.len(), "backlog record of a removed subscription; dead-lettering its events");
+        for waiting in record.deliveries {
+            let letter = DeadLetter {
+                origin: waiting.origin.to_origin(),
+                reason: Reason::SubscriptionRemoved,
+                error: format!(
+                    "subscription {:?} was removed while the event waited in its backlog",
+                    record.subscription
+                ),
+                subscription: Some(record.subscription.clone()),
+                webhook_id: Some(waiting.webhook_id),
+                attempts: 0,
+                status: None,
+                payload: serde_json::to_vec(&waiting.event).expect("JSON serialises"),
+            };
+            self.settler.dead_letter(letter, ack.part()).await;
+        }
         self.moved_on(message);
         ack.finish();
         Flow::Next
@@ -147,45 +149,47 @@ impl Handler for BacklogReader {
             BacklogAdmission::Now => {}
         }
         let rules = self.router.current();
-        let event = record.to_event();
-        let rendered = rules.render_for(&event, &record.subscription);
-        let Some((category, body)) = rendered else {
-            // The lane exists but the rules in force lost the subscription: a reload is
-            // retiring it.
-            return self.orphan(&message, record, ack).await;
-        };
-        let body = match body {
-            Ok(body) => body,
-            Err(e) => {
-                let letter = DeadLetter::render_failed(
-                    event.origin.clone(),
-                    e.to_string(),
-                    &record.subscription,
-                    record.webhook_id.clone(),
-                    &record.event,
-                );
-                self.settler.render_failed(letter, ack.part()).await;
-                lane.ledger().handed(message.partition, message.offset);
-                self.moved_on(&message);
-                ack.finish();
-                return Flow::Next;
-            }
-        };
-        let job = Job {
-            subscription: lane.settings(),
-            webhook_id: record.webhook_id,
-            event_type: category,
-            body: Some(body),
-            event,
-            ack: ack.part(),
-            retry_round: record.round,
-            from: JobFrom::Backlog,
-            dedup: record.dedup,
-        };
-        match lane.push_backlog(job) {
+        let mut jobs = Vec::with_capacity(record.deliveries.len());
+        for (n, waiting) in record.deliveries.iter().enumerate() {
+            let event = waiting.to_event();
+            let Some((category, body)) = rules.render_for(&event, &record.subscription) else {
+                // The lane exists but the rules in force lost the subscription: a reload is
+                // retiring it. (The same for every delivery of the record.)
+                debug_assert_eq!(n, 0);
+                return self.orphan(&message, record, ack).await;
+            };
+            let body = match body {
+                Ok(body) => body,
+                Err(e) => {
+                    let letter = DeadLetter::render_failed(
+                        event.origin.clone(),
+                        e.to_string(),
+                        &record.subscription,
+                        waiting.webhook_id.clone(),
+                        &waiting.event,
+                    );
+                    self.settler.render_failed(letter, ack.part()).await;
+                    continue;
+                }
+            };
+            jobs.push(Job {
+                subscription: lane.settings(),
+                webhook_id: waiting.webhook_id.clone(),
+                event_type: category,
+                body: Some(body),
+                event,
+                ack: ack.part(),
+                retry_round: waiting.round,
+                from: JobFrom::Backlog,
+                dedup: waiting.dedup.clone(),
+            });
+        }
+        // The whole record, even past the lane's read-ahead: a record holds at most
+        // `record::MAX_DELIVERIES`, so that bounds what the lane holds.
+        match lane.push_backlog(jobs) {
             Ok(()) => lane.ledger().handed(message.partition, message.offset),
-            // The queue filled up between the check and the push: read it again later.
-            Err(job) => job.ack.give_back(),
+            // The lane closed between the check and the push: read it again later.
+            Err(jobs) => jobs.into_iter().for_each(|job| job.ack.give_back()),
         }
         self.moved_on(&message);
         ack.finish();

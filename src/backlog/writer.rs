@@ -1,14 +1,18 @@
 //! Writing to backlogs: the dispatcher's [`Spill`] hook.
 //!
-//! A spill only queues the record in librdkafka and returns, so the consumer never waits a
-//! Kafka round trip per event of a slow subscription. The producer is idempotent, so records
-//! of one subscription land in the order they were spilled even when librdkafka retries. Its
-//! delivery callback settles the event's ack (the source offset may then be committed) and
-//! tells the lane where the record landed. A failed write is retried after a pause (its order
+//! A spill only appends the delivery to an open record and returns, so the consumer never
+//! waits a Kafka round trip per event of a slow subscription. A subscription's deliveries of
+//! one source partition's events share a record until it holds [`record::MAX_DELIVERIES`],
+//! reaches [`record::TARGET_BYTES`], or has been open for [`LINGER`]; then it goes to
+//! librdkafka. The producer is idempotent, so records of one subscription land in the order
+//! they were sent even when librdkafka retries. Its delivery callback settles the acks of the
+//! record's events (their source offsets may then be committed) and tells the lanes where the
+//! record landed. A failed write is retried after a pause (its order
 //! relative to later records is then lost, and the log says so); a write Kafka can never
-//! accept (too large, not authorised) is dead-lettered with its cause.
+//! accept (too large, not authorised) has its events dead-lettered with the cause.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,20 +25,71 @@ use crate::produce::{is_permanent, record_limit};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use tokio::sync::mpsc;
+use serde_json::Value;
+use tokio::sync::{mpsc, Notify};
 
-use super::{record, topic, BacklogSettings};
+use super::record::{self, RecordBuilder};
+use super::{topic, BacklogSettings};
 use crate::deliver::{Job, Spill, SpillCause, Written};
 use crate::dlq::{DeadLetter, Reason};
 use crate::metrics::Metrics;
 use crate::settle::Settler;
 
+/// Records being filled, per subscription and source partition.
+#[derive(Default)]
+struct Open {
+    records: HashMap<RecordKey, Filling>,
+    /// The event serialised last, with the event it is of: a delivery to ten subscriptions
+    /// spills the same event ten times in a row, and it is serialised once.
+    last_event: Option<(Arc<Value>, Arc<[u8]>)>,
+}
+
+impl Open {
+    fn event_json(&mut self, event: &Arc<Value>) -> Arc<[u8]> {
+        match &self.last_event {
+            Some((last, json)) if Arc::ptr_eq(last, event) => json.clone(),
+            _ => {
+                let json: Arc<[u8]> = serde_json::to_vec(&**event)
+                    .expect("JSON serialises")
+                    .into();
+                self.last_event = Some((event.clone(), json.clone()));
+                json
+            }
+        }
+    }
+}
+
+/// Deliveries of one subscription's events from one source partition share a record: one
+/// source partition's events stay in order in one backlog partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct RecordKey {
+    subscription: Arc<str>,
+    topic: Arc<str>,
+    partition: i32,
+}
+
+/// A record being filled.
+struct Filling {
+    record: RecordBuilder,
+    spilled: Vec<Spilled>,
+    cause: SpillCause,
+    opened: tokio::time::Instant,
+}
+
+/// A delivery in a record: its ack settles, and its lane hears where the record landed,
+/// when Kafka acknowledges the record.
+struct Spilled {
+    job: Job,
+    written: Written,
+}
+
 /// One record on its way: what its delivery report settles.
 pub struct Ticket {
-    job: Job,
+    spilled: Vec<Spilled>,
+    subscription: Arc<str>,
     cause: SpillCause,
-    written: Written,
     topic: String,
+    key: String,
 }
 
 /// A write that failed, for the retry task.
@@ -44,7 +99,7 @@ struct Failed {
     error: KafkaError,
 }
 
-/// The producer's context: settles each record when Kafka answers.
+/// The producer's context: settles each record's deliveries when Kafka answers.
 pub struct SpillContext {
     metrics: Metrics,
     failed: mpsc::UnboundedSender<Failed>,
@@ -62,18 +117,19 @@ impl ProducerContext for SpillContext {
     fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
         match result {
             Ok(message) => {
-                let Ticket { job, written, .. } = *ticket;
-                written.at(message.partition(), message.offset());
-                job.ack.settle();
+                for Spilled { job, written } in ticket.spilled {
+                    written.at(message.partition(), message.offset());
+                    job.ack.settle();
+                }
             }
             Err((error, message)) => {
                 self.metrics
                     .backlog_write_errors
-                    .with_label_values(&[&ticket.job.subscription.id])
-                    .inc();
+                    .with_label_values(&[&ticket.subscription])
+                    .inc_by(ticket.spilled.len() as u64);
                 let payload = message.payload().unwrap_or_default().to_vec();
-                // Nothing to do if the retry task is gone (shutdown): the ack drops unsettled
-                // and the event is read again after a restart.
+                // Nothing to do if the retry task is gone (shutdown): the acks drop unsettled
+                // and the events are read again after a restart.
                 let _ = self.failed.send(Failed {
                     ticket,
                     payload,
@@ -93,7 +149,27 @@ struct Inner {
     /// Topics known to exist (created, or found).
     created: Mutex<HashSet<String>>,
     max_record_bytes: usize,
+    /// A record is closed before it grows past this.
+    close_at: usize,
+    /// Records being filled.
+    open: Mutex<Open>,
+    /// Wakes the task that sends records open for [`LINGER`].
+    opened: Arc<Notify>,
 }
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The linger task holds only a weak reference: wake it so that it sees the writer
+        // gone and ends.
+        self.opened.notify_one();
+    }
+}
+
+/// How long a record stays open for more deliveries before it is sent.
+const LINGER: Duration = Duration::from_millis(5);
+
+/// Room kept in a record for a delivery's fields besides its event.
+const DELIVERY_OVERHEAD: usize = 512;
 
 /// Writes deliveries to their subscription's backlog. Cheap to clone.
 #[derive(Clone)]
@@ -121,7 +197,9 @@ impl BacklogWriter {
         config
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
+            // Records are filled for up to LINGER already; this only lets librdkafka put the
+            // records of several subscriptions into one request.
+            .set("linger.ms", "1")
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.kbytes", "65536")
             .set("message.max.bytes", max_record_bytes.to_string());
@@ -137,6 +215,7 @@ impl BacklogWriter {
         } else {
             None
         };
+        let opened = Arc::new(Notify::new());
         let writer = BacklogWriter {
             inner: Arc::new(Inner {
                 producer,
@@ -144,11 +223,15 @@ impl BacklogWriter {
                 admin,
                 created: Mutex::new(HashSet::new()),
                 max_record_bytes,
+                close_at: record::TARGET_BYTES.min(max_record_bytes.saturating_sub(4096)),
                 settler,
+                open: Mutex::default(),
+                opened: opened.clone(),
             }),
         };
-        // Weak: the task must not keep the producer (whose context feeds it) alive.
+        // Weak: the tasks must not keep the producer (whose context feeds one) alive.
         tokio::spawn(retry_failed(Arc::downgrade(&writer.inner), failed_rx));
+        tokio::spawn(linger(Arc::downgrade(&writer.inner), opened));
         Ok(writer)
     }
 
@@ -206,25 +289,22 @@ impl BacklogWriter {
     }
 
     fn send(&self, ticket: Box<Ticket>, payload: &[u8]) -> Result<(), Box<Ticket>> {
-        let job = &ticket.job;
-        let origin = &job.event.origin;
-        // Keyed by source partition: one source partition's events stay in order in one
-        // backlog partition, however many the topic has.
-        let key = format!("{}/{}", origin.topic, origin.partition);
+        let count = ticket.spilled.len().to_string();
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "hookline-subscription",
-                value: Some(&*job.subscription.id),
-            })
-            .insert(Header {
-                key: "hookline-webhook-id",
-                value: Some(&job.webhook_id),
+                value: Some(&*ticket.subscription),
             })
             .insert(Header {
                 key: "hookline-cause",
                 value: Some(ticket.cause.as_str()),
+            })
+            .insert(Header {
+                key: "hookline-deliveries",
+                value: Some(&count),
             });
         let topic = ticket.topic.clone();
+        let key = ticket.key.clone();
         let record = BaseRecord::with_opaque_to(&topic, ticket)
             .key(&key)
             .payload(payload)
@@ -235,10 +315,58 @@ impl BacklogWriter {
             .map_err(|(_, record)| record.delivery_opaque)
     }
 
-    /// Waits up to `grace` for every record handed over to be acknowledged. What is still
-    /// unacknowledged then stays unsettled (its event is read again after a restart).
+    /// Hands a filled record to the producer; gives it back when the producer's buffer is
+    /// full.
+    fn send_filling(&self, key: &RecordKey, mut filling: Filling) -> Result<(), Filling> {
+        let ticket = Box::new(Ticket {
+            spilled: std::mem::take(&mut filling.spilled),
+            subscription: key.subscription.clone(),
+            cause: filling.cause,
+            topic: topic::name(&self.inner.settings.prefix, &key.subscription),
+            key: format!("{}/{}", key.topic, key.partition),
+        });
+        match filling
+            .record
+            .with_closed(|payload| self.send(ticket, payload))
+        {
+            Ok(()) => Ok(()),
+            Err(ticket) => {
+                filling.spilled = ticket.spilled;
+                Err(filling)
+            }
+        }
+    }
+
+    /// Sends the records open for at least `age` (all of them with zero); returns whether
+    /// any record is still open.
+    fn send_open(&self, age: Duration) -> bool {
+        let mut open = self.inner.open.lock().expect("open records lock");
+        let due: Vec<RecordKey> = open
+            .records
+            .iter()
+            .filter(|(_, f)| f.opened.elapsed() >= age)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let filling = open.records.remove(&key).expect("due record");
+            if let Err(back) = self.send_filling(&key, filling) {
+                // The producer's buffer is full; the next round tries again.
+                open.records.insert(key, back);
+            }
+        }
+        !open.records.is_empty()
+    }
+
+    /// Sends every open record, then waits up to `grace` for every record handed over to be
+    /// acknowledged. What is still unacknowledged then stays unsettled (its event is read
+    /// again after a restart).
     pub fn flush(&self, grace: Duration) {
-        if let Err(e) = self.inner.producer.flush(grace) {
+        let deadline = std::time::Instant::now() + grace;
+        while self.send_open(Duration::ZERO) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if let Err(e) = self.inner.producer.flush(left) {
             tracing::warn!(error = %e, "backlog writes still unacknowledged at shutdown; their events will be read again");
         }
     }
@@ -246,18 +374,66 @@ impl BacklogWriter {
 
 impl Spill for BacklogWriter {
     fn spill(&self, job: Job, cause: SpillCause, written: Written) -> Result<(), Box<Job>> {
-        let payload = record::encode(&job, cause);
-        let topic = topic::name(&self.inner.settings.prefix, &job.subscription.id);
-        let ticket = Box::new(Ticket {
-            job,
-            cause,
-            written,
-            topic,
+        let origin = &job.event.origin;
+        let key = RecordKey {
+            subscription: job.subscription.id.clone(),
+            topic: origin.topic.clone(),
+            partition: origin.partition,
+        };
+        let mut open = self.inner.open.lock().expect("open records lock");
+        let event_json = open.event_json(&job.event.payload);
+        // A record with no room for this delivery goes first.
+        let full = open.records.get(&key).is_some_and(|f| {
+            f.record.count() >= record::MAX_DELIVERIES
+                || f.record.bytes() + event_json.len() + DELIVERY_OVERHEAD > self.inner.close_at
         });
-        // On a full buffer the job goes back; its `Written` is dropped, which the lane
-        // counts as done with.
-        self.send(ticket, &payload)
-            .map_err(|ticket| Box::new(ticket.job))
+        if full {
+            let filling = open.records.remove(&key).expect("full record");
+            if let Err(back) = self.send_filling(&key, filling) {
+                // The producer's buffer is full: the job goes back, and the lane tries again.
+                open.records.insert(key, back);
+                return Err(Box::new(job));
+            }
+        }
+        let filling = match open.records.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                self.inner.opened.notify_one();
+                let origin = &job.event.origin;
+                e.insert(Filling {
+                    record: RecordBuilder::new(
+                        &job.subscription.id,
+                        cause,
+                        &origin.topic,
+                        origin.partition,
+                    ),
+                    spilled: Vec::new(),
+                    cause,
+                    opened: tokio::time::Instant::now(),
+                })
+            }
+        };
+        filling.record.push(&job, &event_json);
+        filling.spilled.push(Spilled { job, written });
+        Ok(())
+    }
+}
+
+/// Sends records once they have been open for [`LINGER`]: a spilling subscription's
+/// deliveries share records, and a lone delivery waits at most that long. Ends when the
+/// writer is gone.
+async fn linger(writer: std::sync::Weak<Inner>, opened: Arc<Notify>) {
+    loop {
+        opened.notified().await;
+        loop {
+            tokio::time::sleep(LINGER).await;
+            let Some(inner) = writer.upgrade() else {
+                return;
+            };
+            if !(BacklogWriter { inner }).send_open(LINGER) {
+                break;
+            }
+        }
     }
 }
 
@@ -270,26 +446,27 @@ async fn retry_failed(writer: std::sync::Weak<Inner>, mut failed: mpsc::Unbounde
         error,
     }) = failed.recv().await
     {
-        let sub = ticket.job.subscription.id.clone();
+        let sub = ticket.subscription.clone();
         let Some(inner) = writer.upgrade() else {
             // Stopped meanwhile: the ack drops unsettled; the event is read again.
             return;
         };
         if is_permanent(&error) {
-            tracing::error!(subscription = %sub, origin = %ticket.job.event.origin, error = %error, "Kafka refuses this backlog record; dead-lettering the event");
-            let Ticket { job, .. } = *ticket;
-            let letter = DeadLetter {
-                origin: job.event.origin.clone(),
-                reason: Reason::BacklogWriteFailed,
-                error: format!("cannot write to the backlog: {error}"),
-                subscription: Some(sub.to_string()),
-                webhook_id: Some(job.webhook_id.clone()),
-                attempts: 0,
-                status: None,
-                payload: serde_json::to_vec(&*job.event.payload).expect("JSON serialises"),
-            };
-            let settler = inner.settler.clone();
-            tokio::spawn(async move { settler.dead_letter(letter, job.ack).await });
+            tracing::error!(subscription = %sub, deliveries = ticket.spilled.len(), error = %error, "Kafka refuses this backlog record; dead-lettering its events");
+            for Spilled { job, .. } in ticket.spilled {
+                let letter = DeadLetter {
+                    origin: job.event.origin.clone(),
+                    reason: Reason::BacklogWriteFailed,
+                    error: format!("cannot write to the backlog: {error}"),
+                    subscription: Some(sub.to_string()),
+                    webhook_id: Some(job.webhook_id.clone()),
+                    attempts: 0,
+                    status: None,
+                    payload: serde_json::to_vec(&*job.event.payload).expect("JSON serialises"),
+                };
+                let settler = inner.settler.clone();
+                tokio::spawn(async move { settler.dead_letter(letter, job.ack).await });
+            }
             continue;
         }
         tracing::warn!(subscription = %sub, error = %error, "backlog write failed; retrying (its order relative to later records is lost)");

@@ -28,8 +28,8 @@ pub enum Scenario {
     Divert,
     /// 1k events/s for 10 s below saturation: produce-to-receive p50/p99, idle CPU.
     Latency,
-    /// A healthy subscription beside each neighbour that cannot keep up, over alone: 100k
-    /// events, 16 partitions.
+    /// A healthy subscription beside each neighbour that cannot keep up, over alone runs
+    /// just before and after: 300k events, 32 partitions.
     Isolation,
     /// 20k events to a receiver refusing connections: source commits after the last read,
     /// then the receiver comes up and every event must arrive.
@@ -88,6 +88,40 @@ pub struct BenchArgs {
     /// Keep the run directory (configurations, rules, every process's log).
     #[arg(long)]
     pub keep: bool,
+    /// Isolation: only these neighbours (repeatable; default: all of them).
+    #[arg(long = "neighbour", value_enum)]
+    pub neighbours: Vec<NeighbourArg>,
+}
+
+/// A neighbour of the isolation scenario, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NeighbourArg {
+    /// Rate-limited to 1 request per second.
+    Rate1,
+    /// Rate-limited to 5 requests per second.
+    Rate5,
+    /// A receiver that never answers.
+    Hangs,
+    /// A receiver answering 503.
+    Fails,
+    /// A paused subscription.
+    Paused,
+    /// Ten subscriptions whose receivers refuse connections.
+    DeadTen,
+}
+
+impl From<NeighbourArg> for crate::bench::scenarios::isolation::Neighbour {
+    fn from(arg: NeighbourArg) -> Self {
+        use crate::bench::scenarios::isolation::Neighbour;
+        match arg {
+            NeighbourArg::Rate1 => Neighbour::RateLimited(1.0),
+            NeighbourArg::Rate5 => Neighbour::RateLimited(5.0),
+            NeighbourArg::Hangs => Neighbour::Hangs,
+            NeighbourArg::Fails => Neighbour::Fails,
+            NeighbourArg::Paused => Neighbour::Paused,
+            NeighbourArg::DeadTen => Neighbour::DeadTen,
+        }
+    }
 }
 
 /// Runs the benchmark.
@@ -206,6 +240,9 @@ async fn backlog_scenario(
             let mut spec = isolation::IsolationSpec::default();
             spec.events = args.events.unwrap_or(spec.events);
             spec.partitions = args.partitions.unwrap_or(spec.partitions);
+            if !args.neighbours.is_empty() {
+                spec.neighbours = args.neighbours.iter().map(|&n| n.into()).collect();
+            }
             let figures = isolation::run(harness, &spec, options).await?;
             serde_json::json!({"isolation": figures})
         }

@@ -73,7 +73,7 @@ impl Dispatcher {
                     closing: CancellationToken::new(),
                     abort: CancellationToken::new(),
                     divert: RwLock::new(None),
-                    spill: RwLock::new(None),
+                    spill: std::sync::OnceLock::new(),
                     gone: RwLock::new(None),
                     health: Arc::default(),
                     dedup: DedupStore::new(),
@@ -95,9 +95,12 @@ impl Dispatcher {
         *self.inner.shared.divert.write().expect("divert lock") = Some(divert);
     }
 
-    /// Installs the hook that takes what a subscription cannot take now (its backlog).
+    /// Installs the hook that takes what a subscription cannot take now (its backlog). Once:
+    /// a later call is ignored.
     pub fn set_spill(&self, spill: Arc<dyn Spill>) {
-        *self.inner.shared.spill.write().expect("spill lock") = Some(spill);
+        if self.inner.shared.spill.set(spill).is_err() {
+            tracing::warn!("a spill hook is already installed; keeping it");
+        }
     }
 
     /// Installs the hook told about `410 Gone` (the subscription catalogue disables the
@@ -191,12 +194,7 @@ impl Dispatcher {
             let id = job.subscription.id.clone();
             return shared.settler.dropped(&id, job.ack);
         };
-        shared
-            .settler
-            .metrics()
-            .deliveries_submitted
-            .with_label_values(&[&job.subscription.id])
-            .inc();
+        lane.submitted();
         if self.inner.keyed && shared.spill_hook().is_some() {
             lane.spill(job, SpillCause::Keyed).await;
         } else {

@@ -148,6 +148,17 @@ pub enum SpillCause {
 }
 
 impl SpillCause {
+    /// Every cause, in declaration order (`cause as usize` indexes it).
+    pub const ALL: [SpillCause; 7] = [
+        SpillCause::QueueFull,
+        SpillCause::Slow,
+        SpillCause::Unhealthy,
+        SpillCause::CircuitOpen,
+        SpillCause::Paused,
+        SpillCause::Disabled,
+        SpillCause::Keyed,
+    ];
+
     /// The `cause` label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -159,6 +170,14 @@ impl SpillCause {
             SpillCause::Disabled => "disabled",
             SpillCause::Keyed => "keyed",
         }
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn spill_causes_are_listed_in_order() {
+    for (n, cause) in SpillCause::ALL.iter().enumerate() {
+        assert_eq!(*cause as usize, n);
     }
 }
 

@@ -255,6 +255,24 @@ impl Queue {
         self.inner.item.notify_one();
     }
 
+    /// Queues `jobs` at the back, in their order, whatever the bound (the caller bounds how
+    /// many it adds); gives them back if the queue is closed.
+    pub fn push_all(&self, jobs: Vec<Job>) -> Result<(), Vec<Job>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(jobs);
+        }
+        let at = Instant::now();
+        for job in jobs {
+            self.count(&mut state, job.from, 1);
+            state.jobs.push_back(Queued { job, at });
+        }
+        self.inner.depth.set(state.jobs.len() as i64);
+        drop(state);
+        self.inner.item.notify_one();
+        Ok(())
+    }
+
     /// When the oldest queued job from `from` was queued.
     pub fn oldest(&self, from: JobFrom) -> Option<Instant> {
         let state = self.lock();

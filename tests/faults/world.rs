@@ -145,8 +145,8 @@ impl World {
         );
     }
 
-    /// Events waiting in the slow subscription's backlog and in the retry tiers (written,
-    /// not yet committed by their readers).
+    /// Records waiting in the slow subscription's backlog (each up to 64 events) and in the
+    /// retry tiers (written, not yet committed by their readers).
     pub fn waiting(&self) -> (i64, i64) {
         let bootstrap = self.h.broker.bootstrap_servers();
         let backlog = waiting(&bootstrap, "hookline.sub.slow", "faults.backlog");

@@ -98,8 +98,8 @@ pub struct IsolationSpec {
 impl Default for IsolationSpec {
     fn default() -> Self {
         IsolationSpec {
-            events: 100_000,
-            partitions: 16,
+            events: 300_000,
+            partitions: 32,
             neighbours: Neighbour::ALL.to_vec(),
         }
     }
@@ -114,7 +114,8 @@ pub struct IsolationFigures {
     pub variant: String,
     /// The neighbour.
     pub neighbour: String,
-    /// `healthy`'s deliveries per second alone, in this round.
+    /// `healthy`'s deliveries per second alone: the mean of the alone runs just before and
+    /// just after the beside run.
     pub alone_per_s: f64,
     /// Beside the neighbour.
     pub beside_per_s: f64,
@@ -142,7 +143,7 @@ pub async fn run(
     spec: &IsolationSpec,
     options: &Options,
 ) -> anyhow::Result<Vec<IsolationFigures>> {
-    let receiver = ReceiverProcess::start(
+    let receiver_process = ReceiverProcess::start(
         harness,
         &[
             ("/hangs", Behaviour::hang()),
@@ -151,41 +152,51 @@ pub async fn run(
     )
     .await?;
     let mut out = Vec::new();
+    let receiver = &receiver_process;
     for round in 1..=options.rounds {
         for variant in &options.variants {
-            let alone = one_run(harness, spec, options, variant, &receiver, None, round).await?;
-            println!(
-                "isolation round {round} {}: healthy alone {:.0} deliveries/s, peak RSS {:.0} MiB",
-                variant.label, alone.per_s, alone.peak_rss_mib
-            );
-            for neighbour in &spec.neighbours {
+            // Alone runs bracket every beside run, and its ratio is over their mean: on a
+            // shared machine, one alone run per round made the ratios swing by a third.
+            let alone = |n: usize| async move {
+                let run = one_run(harness, spec, options, variant, receiver, None, round).await?;
+                println!(
+                    "isolation round {round} {}: healthy alone ({n}) {:.0} deliveries/s, peak RSS {:.0} MiB",
+                    variant.label, run.per_s, run.peak_rss_mib
+                );
+                anyhow::Ok(run)
+            };
+            let mut before = alone(0).await?;
+            for (n, neighbour) in spec.neighbours.iter().enumerate() {
                 let beside = one_run(
                     harness,
                     spec,
                     options,
                     variant,
-                    &receiver,
+                    receiver,
                     Some(*neighbour),
                     round,
                 )
                 .await?;
+                let after = alone(n + 1).await?;
+                let alone_per_s = (before.per_s + after.per_s) / 2.0;
                 let figures = IsolationFigures {
                     round,
                     variant: variant.label.clone(),
                     neighbour: neighbour.label(),
-                    alone_per_s: alone.per_s,
+                    alone_per_s,
                     beside_per_s: beside.per_s,
-                    ratio: beside.per_s / alone.per_s,
+                    ratio: beside.per_s / alone_per_s,
                     spilled: beside.spilled,
                     commit_lag_s: beside.commit_lag_s,
                     peak_rss_mib: beside.peak_rss_mib,
                 };
                 println!(
-                    "isolation round {round} {}: beside {:<26} {:>7.0}/s  ratio {:.3}  spilled {:>7.0}  source committed {} after the last read  peak RSS {:.0} MiB",
+                    "isolation round {round} {}: beside {:<26} {:>7.0}/s  ratio {:.3} (alone {:.0}/s, the mean of the runs before and after)  spilled {:>7.0}  source committed {} after the last read  peak RSS {:.0} MiB",
                     variant.label,
                     figures.neighbour,
                     figures.beside_per_s,
                     figures.ratio,
+                    alone_per_s,
                     figures.spilled,
                     figures
                         .commit_lag_s
@@ -193,10 +204,11 @@ pub async fn run(
                     figures.peak_rss_mib,
                 );
                 out.push(figures);
+                before = after;
             }
         }
     }
-    receiver.stop().await;
+    receiver_process.stop().await;
     Ok(out)
 }
 

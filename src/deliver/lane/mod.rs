@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -60,7 +61,8 @@ pub(super) struct Shared {
     /// The shutdown grace is over: everything unfinished is abandoned unsettled.
     pub abort: CancellationToken,
     pub divert: RwLock<Option<Arc<dyn Divert>>>,
-    pub spill: RwLock<Option<Arc<dyn Spill>>>,
+    /// Set once at startup; read for every spilled delivery, so no lock.
+    pub spill: std::sync::OnceLock<Arc<dyn Spill>>,
     pub gone: RwLock<Option<Arc<dyn Gone>>>,
     /// Successes and failures, for the fleet-wide failure streak.
     pub health: Arc<DeliveryHealth>,
@@ -84,8 +86,8 @@ impl Shared {
         self.divert.read().expect("divert lock").clone()
     }
 
-    pub fn spill_hook(&self) -> Option<Arc<dyn Spill>> {
-        self.spill.read().expect("spill lock").clone()
+    pub fn spill_hook(&self) -> Option<&Arc<dyn Spill>> {
+        self.spill.get()
     }
 
     pub fn gone_hook(&self) -> Option<Arc<dyn Gone>> {
@@ -136,6 +138,11 @@ pub(super) struct Inner {
     pub retired: AtomicBool,
     /// When a delivery was last offered ([`Shared::epoch`] milliseconds).
     pub last_offered: AtomicU64,
+    /// `hookline_deliveries_submitted_total` of this subscription.
+    pub submitted: IntCounter,
+    /// `hookline_backlog_spilled_total` of this subscription, per cause (labels are looked up
+    /// once per lane, not once per delivery).
+    pub spilled: [IntCounter; SpillCause::ALL.len()],
 }
 
 impl Inner {
@@ -171,7 +178,7 @@ impl Lane {
         let queue = Queue::new(settings.config.queue, depth, shared.source_held.clone());
         let circuit_state = Arc::new(watch::channel(CircuitState::Closed).0);
         let wake = Arc::new(Notify::new());
-        let observer = Observer::new(id.clone(), metrics);
+        let observer = Observer::new(id.clone(), metrics.clone());
         let circuit = Arc::new(task::new_circuit(
             &settings,
             &observer,
@@ -179,6 +186,12 @@ impl Lane {
             &wake,
         ));
         let (settings_tx, _) = watch::channel(settings);
+        let submitted = metrics.deliveries_submitted.with_label_values(&[&id]);
+        let spilled = SpillCause::ALL.map(|cause| {
+            metrics
+                .backlog_spilled
+                .with_label_values(&[&id, cause.as_str()])
+        });
         let lane = Lane {
             inner: Arc::new(Inner {
                 id,
@@ -195,6 +208,8 @@ impl Lane {
                 wake,
                 retired: AtomicBool::new(false),
                 last_offered: AtomicU64::new(0),
+                submitted,
+                spilled,
             }),
         };
         {
@@ -399,11 +414,7 @@ impl Lane {
         if ledger.start(cause) {
             tracing::warn!(subscription = %self.inner.id, cause = cause.as_str(), "subscription cannot keep up; its deliveries go to its backlog");
         }
-        let metrics = self.inner.shared.settler.metrics();
-        metrics
-            .backlog_spilled
-            .with_label_values(&[&self.inner.id, cause.as_str()])
-            .inc();
+        self.inner.spilled[cause as usize].inc();
         // Rendered again when read back, with the rules then in force.
         job.body = None;
         loop {
@@ -513,14 +524,11 @@ impl Lane {
         }))
     }
 
-    /// Queues a job read from the backlog, if the lane has room for it (ask
-    /// [`Lane::admit_backlog`] first); gives it back otherwise.
-    pub fn push_backlog(&self, job: Job) -> Result<(), Box<Job>> {
-        let read_ahead = self.read_ahead();
-        self.inner
-            .queue
-            .try_push_if(job, |c| c.of(JobFrom::Backlog) < read_ahead)
-            .map_err(|e| Box::new(e.into_job()))
+    /// Queues the jobs of one backlog record (ask [`Lane::admit_backlog`] first), even past
+    /// the lane's read-ahead and capacity: a record holds a bounded number of deliveries.
+    /// Gives them back if the lane has closed.
+    pub fn push_backlog(&self, jobs: Vec<Job>) -> Result<(), Vec<Job>> {
+        self.inner.queue.push_all(jobs)
     }
 
     /// Backlog partition `partition` of `topic` is no longer this instance's: what the lane
@@ -538,6 +546,11 @@ impl Lane {
     /// When the oldest backlog job the lane holds was first read from its source.
     pub fn oldest_backlog_received(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.inner.queue.oldest_received(JobFrom::Backlog)
+    }
+
+    /// Counts a delivery handed to this lane.
+    pub(super) fn submitted(&self) {
+        self.inner.submitted.inc();
     }
 
     /// The circuit in force.
