@@ -95,6 +95,12 @@ impl Handler for Pipeline {
             ),
             Ok(elements) => {
                 let received_at = Utc::now();
+                // A message holding one object is that event's JSON as it is: a backlog
+                // record can copy it rather than serialise the event again.
+                let whole = (elements.len() == 1)
+                    .then_some(record.payload)
+                    .flatten()
+                    .filter(|p| p.trim_ascii_start().starts_with(b"{"));
                 for (index, element) in elements.into_iter().enumerate() {
                     let origin = origin(index as u32);
                     match element {
@@ -116,7 +122,7 @@ impl Handler for Pipeline {
                                 received_at,
                                 kafka_timestamp_ms: record.timestamp_ms,
                             };
-                            self.route(event, &ack).await;
+                            self.route(event, whole, &ack).await;
                         }
                     }
                 }
@@ -128,7 +134,8 @@ impl Handler for Pipeline {
 }
 
 impl Pipeline {
-    async fn route(&self, event: Event, ack: &MessageAck) {
+    /// Routes `event`; `json` is its JSON as read, when the message held only this event.
+    async fn route(&self, event: Event, json: Option<&[u8]>, ack: &MessageAck) {
         let topic = event.origin.topic.clone();
         self.metrics
             .events_consumed
@@ -149,6 +156,7 @@ impl Pipeline {
             .events_matched
             .with_label_values(&[&topic])
             .inc();
+        let mut source_json: Option<Arc<[u8]>> = None;
         for rendered in std::mem::take(&mut routing.deliveries) {
             let part = ack.part();
             let id = webhook_id(&event.origin, &rendered.subscription.id);
@@ -168,7 +176,15 @@ impl Pipeline {
                     continue;
                 }
             };
+            // Kept only for deliveries going to a backlog (those left unrendered).
+            let kept = match (json, &body) {
+                (Some(json), None) => {
+                    Some(source_json.get_or_insert_with(|| Arc::from(json)).clone())
+                }
+                _ => None,
+            };
             let job = Job {
+                source_json: kept,
                 subscription: rendered.subscription,
                 webhook_id: id,
                 event_type: routing.category.clone(),

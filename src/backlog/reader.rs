@@ -182,6 +182,7 @@ impl Handler for BacklogReader {
                 retry_round: waiting.round,
                 from: JobFrom::Backlog,
                 dedup: waiting.dedup.clone(),
+                source_json: None,
             });
         }
         // The whole record, even past the lane's read-ahead: a record holds at most

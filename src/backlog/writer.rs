@@ -337,9 +337,9 @@ impl BacklogWriter {
         }
     }
 
-    /// Sends the records open for at least `age` (all of them with zero); returns whether
-    /// any record is still open.
-    fn send_open(&self, age: Duration) -> bool {
+    /// Sends the records open for at least `age` (all of them with zero); returns when the
+    /// oldest record still open was opened, if any is.
+    fn send_open(&self, age: Duration) -> Option<tokio::time::Instant> {
         let mut open = self.inner.open.lock().expect("open records lock");
         let due: Vec<RecordKey> = open
             .records
@@ -354,7 +354,7 @@ impl BacklogWriter {
                 open.records.insert(key, back);
             }
         }
-        !open.records.is_empty()
+        open.records.values().map(|f| f.opened).min()
     }
 
     /// Sends every open record, then waits up to `grace` for every record handed over to be
@@ -362,7 +362,7 @@ impl BacklogWriter {
     /// again after a restart).
     pub fn flush(&self, grace: Duration) {
         let deadline = std::time::Instant::now() + grace;
-        while self.send_open(Duration::ZERO) && std::time::Instant::now() < deadline {
+        while self.send_open(Duration::ZERO).is_some() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -381,7 +381,10 @@ impl Spill for BacklogWriter {
             partition: origin.partition,
         };
         let mut open = self.inner.open.lock().expect("open records lock");
-        let event_json = open.event_json(&job.event.payload);
+        let event_json = match &job.source_json {
+            Some(json) => json.clone(),
+            None => open.event_json(&job.event.payload),
+        };
         // A record with no room for this delivery goes first.
         let full = open.records.get(&key).is_some_and(|f| {
             f.record.count() >= record::MAX_DELIVERIES
@@ -425,13 +428,15 @@ impl Spill for BacklogWriter {
 async fn linger(writer: std::sync::Weak<Inner>, opened: Arc<Notify>) {
     loop {
         opened.notified().await;
+        let mut oldest = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(LINGER).await;
+            tokio::time::sleep_until(oldest + LINGER).await;
             let Some(inner) = writer.upgrade() else {
                 return;
             };
-            if !(BacklogWriter { inner }).send_open(LINGER) {
-                break;
+            match (BacklogWriter { inner }).send_open(LINGER) {
+                Some(next) => oldest = next,
+                None => break,
             }
         }
     }

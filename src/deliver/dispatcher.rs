@@ -197,7 +197,7 @@ impl Dispatcher {
         lane.submitted();
         if self.inner.keyed && shared.spill_hook().is_some() {
             lane.spill(job, SpillCause::Keyed).await;
-        } else {
+        } else if let Some(job) = lane.try_spill_now(job) {
             lane.offer(job).await;
         }
     }

@@ -75,6 +75,10 @@ pub struct Job {
     pub from: JobFrom,
     /// Its dedup keys (empty: not deduplicated); applied by the lane.
     pub dedup: Vec<DedupKey>,
+    /// The event's JSON as read from its source, when the router kept it for the backlog
+    /// (a message holding one object, going to a spilling subscription): the backlog record
+    /// copies it instead of serialising the event again.
+    pub source_json: Option<std::sync::Arc<[u8]>>,
 }
 
 /// Which Kafka position a job's ack holds back until it settles.
@@ -184,8 +188,9 @@ fn spill_causes_are_listed_in_order() {
 /// Where a subscription's deliveries go when it cannot take them now: its durable backlog
 /// (`crate::backlog`). Without a hook, a full queue makes [`Dispatcher::submit`] wait.
 pub trait Spill: Send + Sync + 'static {
-    /// Appends `job` to its subscription's backlog without waiting for Kafka: records of one
-    /// subscription land in the order of these calls. The job's ack settles once Kafka
+    /// Appends `job` to its subscription's backlog without waiting for Kafka: a
+    /// subscription's deliveries of one source partition's events land in the order of these
+    /// calls. The job's ack settles once Kafka
     /// acknowledges the record; `written` hears where it landed. `Err` gives the job back
     /// when it cannot be queued for writing now (the producer's buffer is full); try again
     /// shortly.
@@ -231,5 +236,6 @@ pub(crate) fn test_job(offset: i64, from: JobFrom) -> Job {
         retry_round: 0,
         from,
         dedup: Vec::new(),
+        source_json: None,
     }
 }

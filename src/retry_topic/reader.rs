@@ -75,6 +75,7 @@ impl RetryReader {
             retry_round: record.round,
             from: JobFrom::Retry,
             dedup: Vec::new(),
+            source_json: None,
         };
         self.dispatcher.submit(job).await;
     }

@@ -113,6 +113,7 @@ impl DeliveryHarness {
             retry_round: 0,
             from: JobFrom::Source,
             dedup: Vec::new(),
+            source_json: None,
         }
     }
 

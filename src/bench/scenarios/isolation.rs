@@ -127,11 +127,17 @@ pub struct IsolationFigures {
     pub commit_lag_s: Option<f64>,
     /// The router's peak resident memory in the beside run, MiB.
     pub peak_rss_mib: f64,
+    /// The router's CPU per event read, µs: alone (the mean of the runs before and after).
+    pub alone_cpu_us_per_event: f64,
+    /// Beside the neighbour. The difference over the neighbours' deliveries per event is
+    /// what one spilled delivery costs, a figure the machine's noise moves less than rates.
+    pub beside_cpu_us_per_event: f64,
 }
 
 /// What one run measured.
 struct Run {
     per_s: f64,
+    cpu_us_per_event: f64,
     spilled: f64,
     commit_lag_s: Option<f64>,
     peak_rss_mib: f64,
@@ -160,8 +166,8 @@ pub async fn run(
             let alone = |n: usize| async move {
                 let run = one_run(harness, spec, options, variant, receiver, None, round).await?;
                 println!(
-                    "isolation round {round} {}: healthy alone ({n}) {:.0} deliveries/s, peak RSS {:.0} MiB",
-                    variant.label, run.per_s, run.peak_rss_mib
+                    "isolation round {round} {}: healthy alone ({n}) {:.0} deliveries/s, router CPU {:.1} µs/event, peak RSS {:.0} MiB",
+                    variant.label, run.per_s, run.cpu_us_per_event, run.peak_rss_mib
                 );
                 anyhow::Ok(run)
             };
@@ -189,14 +195,19 @@ pub async fn run(
                     spilled: beside.spilled,
                     commit_lag_s: beside.commit_lag_s,
                     peak_rss_mib: beside.peak_rss_mib,
+                    alone_cpu_us_per_event: (before.cpu_us_per_event + after.cpu_us_per_event)
+                        / 2.0,
+                    beside_cpu_us_per_event: beside.cpu_us_per_event,
                 };
                 println!(
-                    "isolation round {round} {}: beside {:<26} {:>7.0}/s  ratio {:.3} (alone {:.0}/s, the mean of the runs before and after)  spilled {:>7.0}  source committed {} after the last read  peak RSS {:.0} MiB",
+                    "isolation round {round} {}: beside {:<26} {:>7.0}/s  ratio {:.3} (alone {:.0}/s, the mean of the runs before and after)  router CPU {:.1} µs/event (alone {:.1})  spilled {:>7.0}  source committed {} after the last read  peak RSS {:.0} MiB",
                     variant.label,
                     figures.neighbour,
                     figures.beside_per_s,
                     figures.ratio,
                     alone_per_s,
+                    figures.beside_cpu_us_per_event,
+                    figures.alone_cpu_us_per_event,
                     figures.spilled,
                     figures
                         .commit_lag_s
@@ -309,6 +320,7 @@ async fn one_run(
     let metrics = router.metrics().await.context("final scrape")?;
     let run = Run {
         per_s: healthy.distinct as f64 / healthy.span_seconds().max(1e-3),
+        cpu_us_per_event: router.cpu_seconds()? * 1e6 / events as f64,
         spilled: metrics.sum("hookline_backlog_spilled_total", &[]),
         commit_lag_s: match (last_read, committed) {
             (Some(r), Some(c)) => Some(c.saturating_duration_since(r).as_secs_f64()),
