@@ -369,7 +369,17 @@ async fn a_410_disables_the_subscription_and_keeps_the_delivery_for_a_resume() {
         metrics.contains("hookline_subscriptions_disabled_total{reason=\"gone\"} 1"),
         "{metrics}"
     );
-    // Disabled: later events are not routed to it; the source moves on.
+    // Disabled: once the rules in force say so, later events are not routed to it (one read
+    // before that waits in its backlog, like the 410'd one); the source moves on.
+    let disabled_in_rules = || {
+        running.router.current().subscriptions().iter().any(|s| {
+            *s.id == *id && s.config.status == hookline::deliver::SubscriptionStatus::Disabled
+        })
+    };
+    assert!(
+        eventually(LONG, disabled_in_rules).await,
+        "the rules never disabled it"
+    );
     produce(&h, 1..5).await;
     assert!(eventually(LONG, || h.committed("gone", TOPIC, 1) == [5]).await);
     assert_eq!(h.receiver.requests_to("/gone").len(), 1);
