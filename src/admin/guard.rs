@@ -154,16 +154,20 @@ fn reject(req: &Request, e: ApiError) -> Response {
     e.respond(req.uri().path(), &id)
 }
 
+/// The request's `Authorization` header, if it has a readable one.
+fn authorization(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Middleware: the request needs a token for its method.
 pub async fn require_token(
     State(access): State<Arc<Access>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = authorization(&req);
     match access.check(authorization, need_of(req.method())) {
         Ok(()) => next.run(req).await,
         Err(e) => reject(&req, e),
@@ -177,10 +181,7 @@ pub async fn require_read_token(
     req: Request,
     next: Next,
 ) -> Response {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = authorization(&req);
     match access.check(authorization, Need::Read) {
         Ok(()) => next.run(req).await,
         Err(e) => reject(&req, e),
@@ -195,10 +196,7 @@ pub async fn require_read_token_browser(
     req: Request,
     next: Next,
 ) -> Response {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = authorization(&req);
     match access.check_browser(authorization, Need::Read) {
         Ok(()) => next.run(req).await,
         Err(e) => {

@@ -40,11 +40,7 @@ async fn status(
         .subscription_changes
         .with_label_values(&[name])
         .inc();
-    let data = api.view(&id).ok_or_else(|| ApiError::not_found(&id))?;
-    Ok(Json(WebhookResponse {
-        data,
-        meta: meta(&rid),
-    }))
+    api.respond(&id, &rid)
 }
 
 /// Pause a subscription: new events wait in its backlog until it is resumed.

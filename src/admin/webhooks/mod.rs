@@ -180,11 +180,7 @@ pub async fn get_one(
     Extension(rid): Extension<RequestId>,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookResponse>, ApiError> {
-    let data = api.view(&id).ok_or_else(|| ApiError::not_found(&id))?;
-    Ok(Json(WebhookResponse {
-        data,
-        meta: meta(&rid),
-    }))
+    api.respond(&id, &rid)
 }
 
 /// Create a subscription.

@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 
 use super::body::Draft;
-use super::view::Webhook;
-use super::{sealing, store_failed, WebhooksApi, APPLY_WAIT};
-use crate::admin::problem::ApiError;
+use super::view::{Webhook, WebhookResponse};
+use super::{meta, sealing, store_failed, WebhooksApi, APPLY_WAIT};
+use crate::admin::problem::{ApiError, RequestId};
 use crate::deliver::Secret;
 use crate::subscription::model::{fields, keys, SigningKey, StoredWebhook, RECORD_VERSION};
 
@@ -27,6 +27,19 @@ impl WebhooksApi {
             .filter(|s| s.disable_reason.is_some())
             .map(|s| s.changed_at);
         Some(Webhook::of_file(sub, health.as_ref(), disabled_at))
+    }
+
+    /// The answer of a handler that shows one subscription: its view, or a 404 problem.
+    pub(crate) fn respond(
+        &self,
+        id: &str,
+        rid: &RequestId,
+    ) -> Result<axum::Json<WebhookResponse>, ApiError> {
+        let data = self.view(id).ok_or_else(|| ApiError::not_found(id))?;
+        Ok(axum::Json(WebhookResponse {
+            data,
+            meta: meta(rid),
+        }))
     }
 
     /// Every subscription, by id.
