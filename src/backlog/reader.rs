@@ -14,7 +14,7 @@ use super::{topic, BacklogSettings};
 use crate::deliver::lane::BacklogAdmission;
 use crate::deliver::{Dispatcher, Job, JobFrom};
 use crate::dlq::{DeadLetter, Reason};
-use crate::event::Origin;
+use crate::event::{Event, Origin};
 use crate::pipeline::Record;
 use crate::rules::Router;
 use crate::settle::Settler;
@@ -149,15 +149,34 @@ impl Handler for BacklogReader {
             BacklogAdmission::Now => {}
         }
         let rules = self.router.current();
+        if !rules
+            .subscriptions()
+            .iter()
+            .any(|s| *s.id == *record.subscription)
+        {
+            // The lane exists but the rules in force lost the subscription: a reload is
+            // retiring it.
+            return self.orphan(&message, record, ack).await;
+        }
         let mut jobs = Vec::with_capacity(record.deliveries.len());
-        for (n, waiting) in record.deliveries.iter().enumerate() {
-            let event = waiting.to_event();
-            let Some((category, body)) = rules.render_for(&event, &record.subscription) else {
-                // The lane exists but the rules in force lost the subscription: a reload is
-                // retiring it. (The same for every delivery of the record.)
-                debug_assert_eq!(n, 0);
-                return self.orphan(&message, record, ack).await;
+        for waiting in record.deliveries {
+            let record::Waiting {
+                webhook_id,
+                round,
+                origin,
+                received_at,
+                dedup,
+                event,
+            } = waiting;
+            let event = Event {
+                origin: origin.to_origin(),
+                payload: Arc::new(event),
+                received_at,
+                kafka_timestamp_ms: None,
             };
+            let (category, body) = rules
+                .render_for(&event, &record.subscription)
+                .expect("the rules in force have the subscription: checked above");
             let body = match body {
                 Ok(body) => body,
                 Err(e) => {
@@ -165,8 +184,8 @@ impl Handler for BacklogReader {
                         event.origin.clone(),
                         e.to_string(),
                         &record.subscription,
-                        waiting.webhook_id.clone(),
-                        &waiting.event,
+                        webhook_id,
+                        &event.payload,
                     );
                     self.settler.render_failed(letter, ack.part()).await;
                     continue;
@@ -174,14 +193,14 @@ impl Handler for BacklogReader {
             };
             jobs.push(Job {
                 subscription: lane.settings(),
-                webhook_id: waiting.webhook_id.clone(),
+                webhook_id,
                 event_type: category,
                 body: Some(body),
                 event,
                 ack: ack.part(),
-                retry_round: waiting.round,
+                retry_round: round,
                 from: JobFrom::Backlog,
-                dedup: waiting.dedup.clone(),
+                dedup,
                 source_json: None,
             });
         }

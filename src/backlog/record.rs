@@ -14,7 +14,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::deliver::{Job, SpillCause};
-use crate::event::Event;
 use crate::retry_topic::record::OriginRecord;
 use crate::rules::dedup::DedupKey;
 
@@ -58,18 +57,6 @@ pub struct Waiting {
     pub event: Value,
 }
 
-impl Waiting {
-    /// The event as it was read from its source.
-    pub fn to_event(&self) -> Event {
-        Event {
-            origin: self.origin.to_origin(),
-            payload: std::sync::Arc::new(self.event.clone()),
-            received_at: self.received_at,
-            kafka_timestamp_ms: None,
-        }
-    }
-}
-
 /// Builds one record, delivery by delivery, straight into its payload bytes.
 ///
 /// Written by hand rather than through a serde struct so that an event already serialised
@@ -87,7 +74,9 @@ impl RecordBuilder {
         // Most records fill to MAX_DELIVERIES: start big enough for that with small events,
         // rather than growing (and copying) a few times.
         let mut buf = Vec::with_capacity(32 * 1024);
-        buf.extend_from_slice(br#"{"v":2,"subscription":"#);
+        buf.extend_from_slice(br#"{"v":"#);
+        push_int(&mut buf, VERSION);
+        buf.extend_from_slice(br#","subscription":"#);
         write_json(&mut buf, subscription);
         buf.extend_from_slice(br#","cause":""#);
         buf.extend_from_slice(cause.as_str().as_bytes());
@@ -137,12 +126,6 @@ impl RecordBuilder {
     /// Payload bytes so far.
     pub fn bytes(&self) -> usize {
         self.buf.len()
-    }
-
-    /// The finished payload.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.buf.extend_from_slice(b"]}");
-        self.buf
     }
 
     /// Calls `f` with the payload as it would be finished now, and leaves the record open
@@ -323,7 +306,7 @@ mod tests {
             b.push(job, &serde_json::to_vec(&*job.event.payload).unwrap());
         }
         assert_eq!(b.count(), jobs.len());
-        b.finish()
+        b.with_closed(<[u8]>::to_vec)
     }
 
     #[test]
@@ -346,7 +329,7 @@ mod tests {
         assert_eq!(a.webhook_id, first.webhook_id);
         assert_eq!(a.round, 2);
         assert_eq!(a.dedup, first.dedup);
-        assert_eq!(a.to_event().origin, first.event.origin);
+        assert_eq!(a.origin.to_origin(), first.event.origin);
         assert_eq!(a.event, *first.event.payload);
         assert_eq!(
             a.received_at.timestamp_millis(),
