@@ -5,12 +5,11 @@
 mod api_support;
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use api_support::{eventually_async, numbers, produce, settings, webhook, Api, TOPIC};
 use base64::Engine;
-use common::{eventually, Harness};
+use common::{eventually, signatures, Harness};
 use hookline::dev::receiver::Respond;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -179,57 +178,9 @@ async fn two_instances_see_each_others_changes_within_seconds() {
     b.wait().await;
 }
 
-fn python_ready() -> Result<(), String> {
-    let out = Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .map_err(|e| format!("python3 cannot run: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
-/// Verifies each request with each secret with the `standardwebhooks` package.
-fn verify_with_python(
-    cases: &[(String, &hookline::dev::receiver::Recorded)],
-) -> Result<String, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("signed.jsonl");
-    let mut lines = String::new();
-    for (secret, r) in cases {
-        let headers: serde_json::Map<_, _> =
-            ["webhook-id", "webhook-timestamp", "webhook-signature"]
-                .iter()
-                .map(|k| (k.to_string(), json!(r.header(k).unwrap())))
-                .collect();
-        let case = json!({
-            "secret": secret,
-            "headers": headers,
-            "body_b64": base64::engine::general_purpose::STANDARD.encode(&r.body),
-        });
-        lines.push_str(&case.to_string());
-        lines.push('\n');
-    }
-    std::fs::write(&path, lines).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/verify_signatures.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_every_subscription_and_its_signatures_verify() {
-    let python = python_ready();
+    let python = signatures::python_ready();
     if let Err(why) = &python {
         if std::env::var("HOOKLINE_REQUIRE_PYTHON").as_deref() == Ok("1") {
             panic!("HOOKLINE_REQUIRE_PYTHON=1 but {why} (pip install standardwebhooks)");
@@ -312,17 +263,23 @@ async fn a_restart_keeps_every_subscription_and_its_signatures_verify() {
 
     match python {
         Ok(()) => {
-            let mut cases: Vec<(String, &hookline::dev::receiver::Recorded)> = Vec::new();
+            let mut cases = Vec::new();
             for r in &to_one[..3] {
-                cases.push((secret_one.clone(), r));
+                cases.push(signatures::case(&secret_one, r));
             }
-            cases.push((secret_one.clone(), last));
-            cases.push((new_one.clone(), last));
+            cases.push(signatures::case(&secret_one, last));
+            cases.push(signatures::case(&new_one, last));
             for r in &to_two {
-                cases.push((secret_two.clone(), r));
+                cases.push(signatures::case(&secret_two, r));
             }
             let n = cases.len();
-            let out = verify_with_python(&cases).expect("signatures verify");
+            let out = signatures::verify(&cases);
+            assert!(
+                out.success,
+                "signatures verify: {}{}",
+                out.stdout, out.stderr
+            );
+            let out = out.stdout;
             assert!(out.contains(&format!("{n} verified")), "{out}");
         }
         Err(why) => eprintln!("SKIPPED the standardwebhooks check: {why}"),

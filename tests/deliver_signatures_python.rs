@@ -5,31 +5,16 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
 use common::deliver::DeliveryHarness;
+use common::signatures;
 use serde_json::json;
-
-fn python_ready() -> Result<(), String> {
-    let out = Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .map_err(|e| format!("python3 cannot run: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "python3 cannot import standardwebhooks: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_verify_with_the_python_reference_library() {
-    if let Err(why) = python_ready() {
+    if let Err(why) = signatures::python_ready() {
         if std::env::var("HOOKLINE_REQUIRE_PYTHON").as_deref() == Ok("1") {
             panic!("HOOKLINE_REQUIRE_PYTHON=1 but {why} (pip install standardwebhooks)");
         }
@@ -78,10 +63,7 @@ async fn signatures_verify_with_the_python_reference_library() {
     assert_eq!(h.wait_settled(12, Duration::from_secs(10)).await.len(), 12);
 
     // One case per (request, secret): each secret alone must verify the request.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("signed.jsonl");
-    let mut lines = String::new();
-    let mut cases = 0;
+    let mut lines = Vec::new();
     for (route, secrets) in [
         ("/single", vec![&old]),
         ("/rotating", vec![&old, &new]),
@@ -91,22 +73,11 @@ async fn signatures_verify_with_the_python_reference_library() {
         assert!(!requests.is_empty(), "{route}");
         for r in requests {
             for secret in &secrets {
-                let headers: serde_json::Map<_, _> =
-                    ["webhook-id", "webhook-timestamp", "webhook-signature"]
-                        .iter()
-                        .map(|k| (k.to_string(), json!(r.header(k).unwrap())))
-                        .collect();
-                let case = json!({
-                    "secret": secret,
-                    "headers": headers,
-                    "body_b64": base64::engine::general_purpose::STANDARD.encode(&r.body),
-                });
-                lines.push_str(&case.to_string());
-                lines.push('\n');
-                cases += 1;
+                lines.push(signatures::case(secret, &r));
             }
         }
     }
+    let cases = lines.len();
     // A tampered body must fail, or the script could not fail at all.
     let r = h.receiver.requests_to("/single").pop().unwrap();
     let tampered = json!({
@@ -119,22 +90,11 @@ async fn signatures_verify_with_the_python_reference_library() {
         "body_b64": base64::engine::general_purpose::STANDARD.encode(b"{\"tampered\":true}"),
         "expect": "invalid",
     });
-    lines.push_str(&tampered.to_string());
-    lines.push('\n');
-    std::fs::write(&path, lines).unwrap();
+    lines.push(tampered);
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/verify_signatures.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "verification failed:\n{stdout}\n{stderr}"
-    );
+    let out = signatures::verify(&lines);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
+    assert!(out.success, "verification failed:\n{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("{} verified, 1 rejected as expected", cases)),
         "{stdout}"

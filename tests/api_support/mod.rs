@@ -20,14 +20,7 @@ pub const READ: &str = "test-read-token-0123456789";
 pub const TOPIC: &str = "events";
 
 /// Rules with a source and nothing else: API subscriptions route themselves.
-pub const RULES: &str = r#"
-sources:
-  - id: test
-    topics: [events]
-    category: category
-    severity: severity
-    event_id: id
-"#;
+pub const RULES: &str = crate::events_source!();
 
 /// Settings for `group` with tokens and a secret key (the same key for every instance).
 pub fn settings(h: &Harness, group: &str) -> Settings {

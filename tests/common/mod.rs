@@ -14,6 +14,7 @@
 pub mod deliver;
 pub mod fixtures;
 pub mod process;
+pub mod signatures;
 pub mod wait;
 
 use std::collections::HashMap;
