@@ -72,7 +72,6 @@ fn job(sub: &Arc<SubscriptionSettings>, offset: i64) -> Job {
         retry_round: 0,
         from: JobFrom::Source,
         dedup: Vec::new(),
-        source_json: None,
     }
 }
 

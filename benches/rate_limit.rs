@@ -70,7 +70,6 @@ fn main() {
                     retry_round: 0,
                     from: JobFrom::Source,
                     dedup: Vec::new(),
-                    source_json: None,
                 })
                 .await;
         }

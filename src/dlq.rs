@@ -136,7 +136,7 @@ impl DeadLetter {
         error: impl Into<String>,
         subscription: &str,
         webhook_id: String,
-        event: &serde_json::Value,
+        event: &crate::event::Payload,
     ) -> Self {
         DeadLetter {
             origin,
@@ -146,7 +146,7 @@ impl DeadLetter {
             webhook_id: Some(webhook_id),
             attempts: 0,
             status: None,
-            payload: serde_json::to_vec(event).expect("a JSON value serialises"),
+            payload: event.json().to_vec(),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::deliver::{Dispatcher, Job, JobFrom};
 use crate::dlq::{DeadLetter, Reason};
 use crate::event::{webhook_id, Event, Origin};
 use crate::metrics::Metrics;
-use crate::rules::Router;
+use crate::rules::{Router, RuleSet};
 use crate::settle::Settler;
 use crate::source::ack::{Ack, MessageAck};
 use crate::source::consumer::{Flow, Handler};
@@ -85,7 +85,9 @@ impl Handler for Pipeline {
             offset: record.offset,
             index,
         };
-        match split(record.payload, self.max_message_bytes) {
+        // One rule set for the whole message: its events are parsed for what it reads.
+        let rules = self.router.current();
+        match split(record.payload, self.max_message_bytes, rules.wanted()) {
             Err(refused) => self.invalid(
                 origin(0),
                 refused.reason,
@@ -95,12 +97,6 @@ impl Handler for Pipeline {
             ),
             Ok(elements) => {
                 let received_at = Utc::now();
-                // A message holding one object is that event's JSON as it is: a backlog
-                // record can copy it rather than serialise the event again.
-                let whole = (elements.len() == 1)
-                    .then_some(record.payload)
-                    .flatten()
-                    .filter(|p| p.trim_ascii_start().starts_with(b"{"));
                 for (index, element) in elements.into_iter().enumerate() {
                     let origin = origin(index as u32);
                     match element {
@@ -122,7 +118,7 @@ impl Handler for Pipeline {
                                 received_at,
                                 kafka_timestamp_ms: record.timestamp_ms,
                             };
-                            self.route(event, whole, &ack).await;
+                            self.route(&rules, event, &ack).await;
                         }
                     }
                 }
@@ -134,8 +130,8 @@ impl Handler for Pipeline {
 }
 
 impl Pipeline {
-    /// Routes `event`; `json` is its JSON as read, when the message held only this event.
-    async fn route(&self, event: Event, json: Option<&[u8]>, ack: &MessageAck) {
+    /// Routes `event` with `rules`, the set it was parsed for.
+    async fn route(&self, rules: &RuleSet, event: Event, ack: &MessageAck) {
         let topic = event.origin.topic.clone();
         self.metrics
             .events_consumed
@@ -144,7 +140,7 @@ impl Pipeline {
         let dispatcher = &self.dispatcher;
         let mut routing = self
             .router
-            .route_with(&event, &|s| dispatcher.wants_body(&s.id));
+            .route_in(rules, &event, &|s| dispatcher.wants_body(&s.id));
         if routing.deliveries.is_empty() {
             self.metrics
                 .events_unmatched
@@ -156,7 +152,6 @@ impl Pipeline {
             .events_matched
             .with_label_values(&[&topic])
             .inc();
-        let mut source_json: Option<Arc<[u8]>> = None;
         for rendered in std::mem::take(&mut routing.deliveries) {
             let part = ack.part();
             let id = webhook_id(&event.origin, &rendered.subscription.id);
@@ -176,15 +171,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            // Kept only for deliveries going to a backlog (those left unrendered).
-            let kept = match (json, &body) {
-                (Some(json), None) => {
-                    Some(source_json.get_or_insert_with(|| Arc::from(json)).clone())
-                }
-                _ => None,
-            };
             let job = Job {
-                source_json: kept,
                 subscription: rendered.subscription,
                 webhook_id: id,
                 event_type: routing.category.clone(),

@@ -14,7 +14,7 @@ use super::{topic, BacklogSettings};
 use crate::deliver::lane::BacklogAdmission;
 use crate::deliver::{Dispatcher, Job, JobFrom};
 use crate::dlq::{DeadLetter, Reason};
-use crate::event::{Event, Origin};
+use crate::event::{Event, Origin, Payload};
 use crate::pipeline::Record;
 use crate::rules::Router;
 use crate::settle::Settler;
@@ -170,7 +170,7 @@ impl Handler for BacklogReader {
             } = waiting;
             let event = Event {
                 origin: origin.to_origin(),
-                payload: Arc::new(event),
+                payload: Arc::new(Payload::from_value(event)),
                 received_at,
                 kafka_timestamp_ms: None,
             };
@@ -201,7 +201,6 @@ impl Handler for BacklogReader {
                 retry_round: round,
                 from: JobFrom::Backlog,
                 dedup,
-                source_json: None,
             });
         }
         // The whole record, even past the lane's read-ahead: a record holds at most

@@ -303,7 +303,7 @@ mod tests {
         let origin = &jobs[0].event.origin;
         let mut b = RecordBuilder::new("s", cause, &origin.topic, origin.partition);
         for job in jobs {
-            b.push(job, &serde_json::to_vec(&*job.event.payload).unwrap());
+            b.push(job, &job.event.payload.json());
         }
         assert_eq!(b.count(), jobs.len());
         b.with_closed(<[u8]>::to_vec)
@@ -330,7 +330,7 @@ mod tests {
         assert_eq!(a.round, 2);
         assert_eq!(a.dedup, first.dedup);
         assert_eq!(a.origin.to_origin(), first.event.origin);
-        assert_eq!(a.event, *first.event.payload);
+        assert_eq!(a.event, *first.event.payload.whole());
         assert_eq!(
             a.received_at.timestamp_millis(),
             first.event.received_at.timestamp_millis()

@@ -25,7 +25,6 @@ use crate::produce::{is_permanent, record_limit};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 
 use super::record::{self, RecordBuilder};
@@ -39,24 +38,6 @@ use crate::settle::Settler;
 #[derive(Default)]
 struct Open {
     records: HashMap<RecordKey, Filling>,
-    /// The event serialised last, with the event it is of: a delivery to ten subscriptions
-    /// spills the same event ten times in a row, and it is serialised once.
-    last_event: Option<(Arc<Value>, Arc<[u8]>)>,
-}
-
-impl Open {
-    fn event_json(&mut self, event: &Arc<Value>) -> Arc<[u8]> {
-        match &self.last_event {
-            Some((last, json)) if Arc::ptr_eq(last, event) => json.clone(),
-            _ => {
-                let json: Arc<[u8]> = serde_json::to_vec(&**event)
-                    .expect("JSON serialises")
-                    .into();
-                self.last_event = Some((event.clone(), json.clone()));
-                json
-            }
-        }
-    }
 }
 
 /// Deliveries of one subscription's events from one source partition share a record: one
@@ -381,10 +362,8 @@ impl Spill for BacklogWriter {
             partition: origin.partition,
         };
         let mut open = self.inner.open.lock().expect("open records lock");
-        let event_json = match &job.source_json {
-            Some(json) => json.clone(),
-            None => open.event_json(&job.event.payload),
-        };
+        // The bytes as read, or serialised once for every subscription that spills it.
+        let event_json = job.event.payload.json();
         // A record with no room for this delivery goes first.
         let full = open.records.get(&key).is_some_and(|f| {
             f.record.count() >= record::MAX_DELIVERIES
@@ -467,7 +446,7 @@ async fn retry_failed(writer: std::sync::Weak<Inner>, mut failed: mpsc::Unbounde
                     webhook_id: Some(job.webhook_id.clone()),
                     attempts: 0,
                     status: None,
-                    payload: serde_json::to_vec(&*job.event.payload).expect("JSON serialises"),
+                    payload: job.event.payload.json().to_vec(),
                 };
                 let settler = inner.settler.clone();
                 tokio::spawn(async move { settler.dead_letter(letter, job.ack).await });

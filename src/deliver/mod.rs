@@ -75,10 +75,6 @@ pub struct Job {
     pub from: JobFrom,
     /// Its dedup keys (empty: not deduplicated); applied by the lane.
     pub dedup: Vec<DedupKey>,
-    /// The event's JSON as read from its source, when the router kept it for the backlog
-    /// (a message holding one object, going to a spilling subscription): the backlog record
-    /// copies it instead of serialising the event again.
-    pub source_json: Option<std::sync::Arc<[u8]>>,
 }
 
 /// Which Kafka position a job's ack holds back until it settles.
@@ -236,6 +232,5 @@ pub(crate) fn test_job(offset: i64, from: JobFrom) -> Job {
         retry_round: 0,
         from,
         dedup: Vec::new(),
-        source_json: None,
     }
 }

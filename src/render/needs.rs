@@ -79,6 +79,11 @@ impl Needs {
         Needs { paths }
     }
 
+    /// Each path read, as steps from the input (an empty path: all of it).
+    pub fn paths(&self) -> &[Vec<Step>] {
+        &self.paths
+    }
+
     /// Whether the whole input is needed.
     pub fn is_everything(&self) -> bool {
         self.paths.iter().any(Vec::is_empty)

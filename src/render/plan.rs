@@ -85,7 +85,7 @@ impl Plan {
                     .map(|p| p.eval(cx, vars))
                     .collect::<Result<_, _>>()?,
             )),
-            Plan::Event(path) => found(walk(&cx.event.payload, path)),
+            Plan::Event(path) => found(walk(cx.event.payload.view(), path)),
             Plan::Hookline(None, _) => Cow::Owned(cx.hookline_value()),
             Plan::Hookline(Some(i), path) => found(walk(cx.hookline_at(*i), path)),
             Plan::Vars(path) => found(walk(vars, path)),

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::context::EventContext;
 use super::expr::Expr;
+use super::needs::Needs;
 use super::plan::Plan;
 use crate::rules::RenderError;
 
@@ -15,6 +16,8 @@ pub struct Template {
     /// Its name, as subscriptions refer to it.
     pub name: Arc<str>,
     body: Body,
+    /// What rendering reads of the event (`None`: nothing).
+    reads: Option<Needs>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +38,7 @@ impl Template {
         Template {
             name: name.into(),
             body: Body::Raw,
+            reads: Some(Needs::everything()),
         }
     }
 
@@ -47,7 +51,14 @@ impl Template {
                 vars: vars.cloned().unwrap_or(Value::Null),
                 text: expr.as_str().into(),
             },
+            reads: expr.needs().under("event"),
         }
+    }
+
+    /// What rendering reads of the event, relative to it: all of it for `raw`; `None` when
+    /// the template reads nothing of it.
+    pub fn reads_event(&self) -> Option<&Needs> {
+        self.reads.as_ref()
     }
 
     /// The expression's text; `None` for `raw`.
@@ -71,7 +82,7 @@ impl Template {
     /// always means a misspelt field, and an empty request would hide it.
     pub fn render(&self, cx: &EventContext<'_>) -> Result<Value, RenderError> {
         match &self.body {
-            Body::Raw => Ok((*cx.event.payload).clone()),
+            Body::Raw => Ok(cx.event.payload.whole().clone()),
             Body::Expr { plan, vars, .. } => {
                 let out = plan.eval(cx, vars).map_err(|e| RenderError {
                     template: self.name.to_string(),

@@ -57,7 +57,7 @@ impl RetryReader {
                         e.to_string(),
                         &record.subscription,
                         record.webhook_id.clone(),
-                        &record.event,
+                        &event.payload,
                     );
                     self.settler.render_failed(letter, ack.part()).await;
                     return;
@@ -75,7 +75,6 @@ impl RetryReader {
             retry_round: record.round,
             from: JobFrom::Retry,
             dedup: Vec::new(),
-            source_json: None,
         };
         self.dispatcher.submit(job).await;
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::deliver::Job;
-use crate::event::{Event, Origin};
+use crate::event::{Event, Origin, Payload};
 
 /// Where the event first came from.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -129,7 +129,7 @@ impl RetryRecord {
             event_type: job.event_type.clone(),
             round,
             due_ms: due.timestamp_millis(),
-            event: (*job.event.payload).clone(),
+            event: job.event.payload.whole().clone(),
             body: job.body.clone(),
             origin: OriginRecord::from(&job.event.origin),
             received_at: job.event.received_at,
@@ -142,7 +142,7 @@ impl RetryRecord {
     pub fn to_event(&self) -> Event {
         Event {
             origin: self.origin.to_origin(),
-            payload: Arc::new(self.event.clone()),
+            payload: Arc::new(Payload::from_value(self.event.clone())),
             received_at: self.received_at,
             kafka_timestamp_ms: None,
         }

@@ -122,7 +122,7 @@ impl RetryWriter {
                 webhook_id: Some(job.webhook_id.clone()),
                 attempts,
                 status,
-                payload: serde_json::to_vec(&*job.event.payload).expect("a JSON value serialises"),
+                payload: job.event.payload.json().to_vec(),
             };
             settler.dead_letter(letter, job.ack).await;
             return Ok(());
@@ -174,8 +174,7 @@ impl RetryWriter {
                     webhook_id: Some(job.webhook_id.clone()),
                     attempts,
                     status,
-                    payload: serde_json::to_vec(&*job.event.payload)
-                        .expect("a JSON value serialises"),
+                    payload: job.event.payload.json().to_vec(),
                 };
                 settler.dead_letter(letter, job.ack).await;
                 Ok(())

@@ -205,6 +205,7 @@ impl RuleSet {
             first_api_route: self.first_api_route,
             inputs: self.inputs.clone(),
             route_sources: self.route_sources.clone(),
+            wanted: Default::default(),
         })
     }
 }

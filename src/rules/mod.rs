@@ -45,6 +45,7 @@ pub mod severity;
 pub mod source;
 #[cfg(test)]
 mod tests;
+mod wanted;
 
 pub use severity::Severity;
 
@@ -155,6 +156,8 @@ pub struct RuleSet {
     /// Each file route's text as written, by position (for the playground's editor); API
     /// subscriptions' routes, after them, have none.
     route_sources: Vec<problems::EntrySource>,
+    /// What the set reads of an event, worked out when first asked.
+    wanted: std::sync::OnceLock<crate::event::Wanted>,
 }
 
 impl RuleSet {
@@ -171,6 +174,12 @@ impl RuleSet {
         let mut rules = compile::compile_with(parsed, &inputs.catalogue)?;
         rules.inputs = Some(inputs);
         Ok(rules)
+    }
+
+    /// What this set reads of an event: the source parses only that of each event it routes
+    /// with this set.
+    pub fn wanted(&self) -> &crate::event::Wanted {
+        self.wanted.get_or_init(|| wanted::of(self))
     }
 
     /// What the set was compiled from (`None` for sets compiled from parsed files directly).
@@ -333,8 +342,18 @@ impl Router {
 
     /// [`Router::route`], rendering bodies only for the subscriptions `wants_body` selects.
     pub fn route_with(&self, event: &Event, wants_body: route::WantsBody<'_>) -> Routing {
-        let rules = self.current();
-        route::route(&rules, event, &self.metrics, wants_body)
+        self.route_in(&self.current(), event, wants_body)
+    }
+
+    /// [`Router::route_with`] with `rules`, a set this router had in force: the one `event`
+    /// was parsed for ([`RuleSet::wanted`]), even if another is in force by now.
+    pub fn route_in(
+        &self,
+        rules: &RuleSet,
+        event: &Event,
+        wants_body: route::WantsBody<'_>,
+    ) -> Routing {
+        route::route(rules, event, &self.metrics, wants_body)
     }
 
     /// A dry run: [`Router::route`] with this router's own dedup memory applied, as if every

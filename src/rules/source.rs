@@ -78,6 +78,14 @@ impl Source {
         }
     }
 
+    /// Every extractor, each evaluated against the event itself.
+    pub fn extractors(&self) -> impl Iterator<Item = &Expr> {
+        [&self.category, &self.severity, &self.event_id]
+            .into_iter()
+            .chain(&self.primary_category)
+            .chain(self.fields.iter().map(|(_, e)| e))
+    }
+
     /// The `source` label of the unknown-severity metric.
     pub fn label(&self) -> &str {
         self.id.as_deref().unwrap_or("default")
@@ -86,7 +94,7 @@ impl Source {
     /// Classifies one event. Extractor failures count as "not found": the event still gets a
     /// category and a severity, never an error, so it is never dropped here.
     pub fn classify(&self, event: &Event) -> Classified {
-        let payload = &*event.payload;
+        let payload = event.payload.view();
         let (categories, primary, categories_truncated) = self.categories(payload);
         let (severity, raw_severity) = match self.severity.eval_value(payload) {
             Ok(v) => {
@@ -221,6 +229,11 @@ impl Sources {
             }
         }
         &self.fallback
+    }
+
+    /// Every defined source, then the fallback.
+    pub fn with_fallback(&self) -> impl Iterator<Item = &Source> {
+        self.list.iter().chain(std::iter::once(&self.fallback))
     }
 
     /// Every defined source.

@@ -2,9 +2,11 @@
 //! element (Contrast and Wallarm send arrays). Anything else is refused with a reason, so the
 //! message can be dead-lettered instead of dropped.
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::dlq::Reason;
+use crate::event::{Payload, Wanted};
 
 /// Why a message (or one element of it) is not an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,10 +22,15 @@ pub struct NotAnEvent {
 }
 
 /// One element of a message: an event, or why that element is not one.
-pub type Element = Result<Value, NotAnEvent>;
+pub type Element = Result<Payload, NotAnEvent>;
 
-/// Splits `payload` into events. `Err` means the whole message is unusable.
-pub fn split(payload: Option<&[u8]>, max_bytes: usize) -> Result<Vec<Element>, NotAnEvent> {
+/// Splits `payload` into events, parsing of each what `wanted` names (see
+/// [`Payload`]). `Err` means the whole message is unusable.
+pub fn split(
+    payload: Option<&[u8]>,
+    max_bytes: usize,
+    wanted: &Wanted,
+) -> Result<Vec<Element>, NotAnEvent> {
     let bytes = payload.unwrap_or_default();
     if bytes.len() > max_bytes {
         return Err(NotAnEvent {
@@ -42,39 +49,62 @@ pub fn split(payload: Option<&[u8]>, max_bytes: usize) -> Result<Vec<Element>, N
             element: None,
         });
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| NotAnEvent {
+    let not_json = |e: serde_json::Error| NotAnEvent {
         reason: Reason::NotJson,
         message: format!("message is not JSON: {e}"),
         element: None,
-    })?;
-    match value {
-        Value::Object(_) => Ok(vec![Ok(value)]),
-        Value::Array(items) if items.is_empty() => Err(NotAnEvent {
-            reason: Reason::NotAnEvent,
-            message: "message is an empty JSON array".into(),
-            element: None,
-        }),
-        Value::Array(items) => Ok(items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::Object(_) => Ok(item),
-                other => Err(NotAnEvent {
+    };
+    // Checked whole here, so that skipping a field never lets invalid UTF-8 through (and a
+    // pruned event can always be parsed whole later).
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        // serde_json says where, in its words.
+        return Err(not_json(
+            serde_json::from_slice::<Value>(bytes).expect_err("invalid UTF-8 is not JSON"),
+        ));
+    };
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') => Ok(vec![Ok(Payload::parse(text, wanted).map_err(not_json)?)]),
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(not_json)?;
+            if items.is_empty() {
+                return Err(NotAnEvent {
                     reason: Reason::NotAnEvent,
-                    message: format!("element {i} is {}, not a JSON object", kind(&other)),
-                    element: Some(other),
-                }),
+                    message: "message is an empty JSON array".into(),
+                    element: None,
+                });
+            }
+            Ok(items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| element(i, item.get(), wanted))
+                .collect())
+        }
+        _ => {
+            let value: Value = serde_json::from_str(text).map_err(not_json)?;
+            Err(NotAnEvent {
+                reason: Reason::NotAnEvent,
+                message: format!(
+                    "message is {}, not a JSON object or an array of objects",
+                    kind(&value)
+                ),
+                element: None,
             })
-            .collect()),
-        other => Err(NotAnEvent {
-            reason: Reason::NotAnEvent,
-            message: format!(
-                "message is {}, not a JSON object or an array of objects",
-                kind(&other)
-            ),
-            element: None,
-        }),
+        }
     }
+}
+
+/// Element `i` of an array message, its JSON already checked.
+fn element(i: usize, json: &str, wanted: &Wanted) -> Element {
+    let checked = "an element of a parsed array is JSON";
+    if json.starts_with('{') {
+        return Ok(Payload::parse(json, wanted).expect(checked));
+    }
+    let other: Value = serde_json::from_str(json).expect(checked);
+    Err(NotAnEvent {
+        reason: Reason::NotAnEvent,
+        message: format!("element {i} is {}, not a JSON object", kind(&other)),
+        element: Some(other),
+    })
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -93,10 +123,52 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn split(
+        payload: Option<&[u8]>,
+        max: usize,
+    ) -> Result<Vec<Result<Value, NotAnEvent>>, NotAnEvent> {
+        let elements = super::split(payload, max, &Wanted::All)?;
+        Ok(elements
+            .into_iter()
+            .map(|e| e.map(|p| p.whole().clone()))
+            .collect())
+    }
+
     #[test]
     fn object_is_one_event() {
         let out = split(Some(br#"{"a":1}"#), 100).unwrap();
         assert_eq!(out, vec![Ok(json!({"a":1}))]);
+    }
+
+    #[test]
+    fn each_event_keeps_its_own_json_and_what_is_wanted() {
+        let mut wanted = Wanted::nothing();
+        wanted.add([Some("a")].into_iter());
+        let message = br#" [ {"a": 1, "b": [2]} , {"b": 3} ] "#;
+        let out = super::split(Some(message), 100, &wanted).unwrap();
+        let events: Vec<_> = out.into_iter().map(Result::unwrap).collect();
+        assert_eq!(*events[0].view(), json!({"a": 1}));
+        assert_eq!(&*events[0].json(), br#"{"a": 1, "b": [2]}"#);
+        assert_eq!(*events[0].whole(), json!({"a": 1, "b": [2]}));
+        assert_eq!(*events[1].view(), json!({}));
+        assert_eq!(*events[1].whole(), json!({"b": 3}));
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_even_where_nothing_is_read() {
+        let e = super::split(
+            Some(b"{\"a\": 1, \"b\": \"\xff\"}"),
+            100,
+            &Wanted::nothing(),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason, Reason::NotJson);
+        assert!(
+            e.message
+                .starts_with("message is not JSON: invalid unicode"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -113,7 +113,6 @@ impl DeliveryHarness {
             retry_round: 0,
             from: JobFrom::Source,
             dedup: Vec::new(),
-            source_json: None,
         }
     }
 

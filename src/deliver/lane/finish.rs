@@ -112,7 +112,7 @@ pub(super) async fn finish(
             webhook_id: Some(job.webhook_id.clone()),
             attempts,
             status,
-            payload: serde_json::to_vec(&*job.event.payload).expect("a JSON value serialises"),
+            payload: job.event.payload.json().to_vec(),
         };
         tokio::select! {
             () = shared.settler.dead_letter(letter, job.ack) => {}

@@ -146,6 +146,7 @@ pub fn compile_with(parsed: Parsed, catalogue: &CatalogueInputs) -> Result<RuleS
         first_api_route,
         inputs: None,
         route_sources,
+        wanted: Default::default(),
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod load;
 mod route;
+mod wanted;
 
 use std::path::PathBuf;
 

@@ -10,6 +10,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+mod payload;
+
+pub use payload::{Payload, Wanted};
+
 /// Where an event came from. Stable across redeliveries of the same Kafka message, so ids
 /// derived from it (the `webhook-id`) stay the same after a crash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -47,7 +51,7 @@ pub struct Event {
     /// Where it came from.
     pub origin: Origin,
     /// The event JSON (one element of an array message, or the whole object).
-    pub payload: Arc<Value>,
+    pub payload: Arc<Payload>,
     /// When hookline read it.
     pub received_at: DateTime<Utc>,
     /// The Kafka message timestamp, when the broker set one (milliseconds since the epoch).
@@ -59,7 +63,7 @@ impl Event {
     pub fn new(origin: Origin, payload: Value) -> Self {
         Event {
             origin,
-            payload: Arc::new(payload),
+            payload: Arc::new(Payload::from_value(payload)),
             received_at: Utc::now(),
             kafka_timestamp_ms: None,
         }
