@@ -4,10 +4,12 @@
 //! Every part a message fans out into takes one [`Ack`](crate::source::ack::Ack) from the
 //! message's [`MessageAck`]; the message's offset settles when all of them have.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use prometheus::IntCounter;
 use tokio_util::task::TaskTracker;
 
 use crate::deliver::{Dispatcher, Job, JobFrom};
@@ -49,6 +51,16 @@ pub struct Pipeline {
     metrics: Metrics,
     max_message_bytes: usize,
     background: TaskTracker,
+    counters: Arc<Mutex<HashMap<Arc<str>, TopicCounters>>>,
+}
+
+/// One topic's counters, looked up by label once per topic rather than per event.
+#[derive(Clone)]
+struct TopicCounters {
+    messages: IntCounter,
+    events: IntCounter,
+    matched: IntCounter,
+    unmatched: IntCounter,
 }
 
 impl Pipeline {
@@ -67,7 +79,25 @@ impl Pipeline {
             metrics,
             max_message_bytes,
             background: TaskTracker::new(),
+            counters: Arc::default(),
         }
+    }
+
+    fn counters(&self, topic: &Arc<str>) -> TopicCounters {
+        let mut counters = self.counters.lock().expect("counters lock");
+        if let Some(c) = counters.get(topic) {
+            return c.clone();
+        }
+        let m = &self.metrics;
+        let label = [&**topic];
+        let c = TopicCounters {
+            messages: m.messages_consumed.with_label_values(&label),
+            events: m.events_consumed.with_label_values(&label),
+            matched: m.events_matched.with_label_values(&label),
+            unmatched: m.events_unmatched.with_label_values(&label),
+        };
+        counters.insert(topic.clone(), c.clone());
+        c
     }
 }
 
@@ -75,10 +105,8 @@ impl Pipeline {
 /// queue is full) or a dead letter for it is under way.
 impl Handler for Pipeline {
     async fn handle(&self, record: Record<'_>, ack: MessageAck) -> Flow {
-        self.metrics
-            .messages_consumed
-            .with_label_values(&[&record.topic])
-            .inc();
+        let counters = self.counters(&record.topic);
+        counters.messages.inc();
         let origin = |index: u32| Origin {
             topic: record.topic.clone(),
             partition: record.partition,
@@ -118,7 +146,7 @@ impl Handler for Pipeline {
                                 received_at,
                                 kafka_timestamp_ms: record.timestamp_ms,
                             };
-                            self.route(&rules, event, &ack).await;
+                            self.route(&rules, &counters, event, &ack).await;
                         }
                     }
                 }
@@ -131,27 +159,23 @@ impl Handler for Pipeline {
 
 impl Pipeline {
     /// Routes `event` with `rules`, the set it was parsed for.
-    async fn route(&self, rules: &RuleSet, event: Event, ack: &MessageAck) {
-        let topic = event.origin.topic.clone();
-        self.metrics
-            .events_consumed
-            .with_label_values(&[&topic])
-            .inc();
+    async fn route(
+        &self,
+        rules: &RuleSet,
+        counters: &TopicCounters,
+        event: Event,
+        ack: &MessageAck,
+    ) {
+        counters.events.inc();
         let dispatcher = &self.dispatcher;
         let mut routing = self
             .router
             .route_in(rules, &event, &|s| dispatcher.wants_body(&s.id));
         if routing.deliveries.is_empty() {
-            self.metrics
-                .events_unmatched
-                .with_label_values(&[&topic])
-                .inc();
+            counters.unmatched.inc();
             return;
         }
-        self.metrics
-            .events_matched
-            .with_label_values(&[&topic])
-            .inc();
+        counters.matched.inc();
         for rendered in std::mem::take(&mut routing.deliveries) {
             let part = ack.part();
             let id = webhook_id(&event.origin, &rendered.subscription.id);

@@ -292,6 +292,8 @@ impl Source {
                 }
             })
         };
+        // The topic of the last message: consecutive messages share its name, not a copy each.
+        let mut last_topic: Option<Arc<str>> = None;
         loop {
             let received = tokio::select! {
                 biased;
@@ -320,7 +322,10 @@ impl Source {
                     continue;
                 }
             };
-            let topic: Arc<str> = message.topic().into();
+            let topic = match &last_topic {
+                Some(t) if **t == *message.topic() => t.clone(),
+                _ => last_topic.insert(message.topic().into()).clone(),
+            };
             if let Some(rewind) = self.offsets.take_rewind(&topic, message.partition()) {
                 // Something before this message was given back: read from there first, in
                 // order, before anything after it.
