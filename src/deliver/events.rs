@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus::{Histogram, IntCounter};
+
 use crate::metrics::Metrics;
 
 /// Emits delivery events for one subscription. Cheap to clone.
@@ -16,6 +18,16 @@ pub struct Observer {
     /// The receiver answered its last attempt and its circuit is not open. Shared by every
     /// clone, so the dispatcher sees what the stack's layers observed.
     healthy: Arc<AtomicBool>,
+    /// The series counted on every delivery, looked up by label once.
+    every: Arc<Every>,
+}
+
+/// This subscription's series of the metrics counted on every delivery.
+struct Every {
+    latency: Histogram,
+    attempts_2xx: IntCounter,
+    delivered: IntCounter,
+    from_backlog: IntCounter,
 }
 
 /// A circuit's state, as the `hookline_circuit_state` gauge encodes it.
@@ -52,10 +64,22 @@ impl CircuitState {
 impl Observer {
     /// An observer for `subscription`.
     pub fn new(subscription: Arc<str>, metrics: Metrics) -> Self {
+        let label = [&*subscription];
+        let every = Arc::new(Every {
+            latency: metrics.delivery_latency.with_label_values(&label),
+            attempts_2xx: metrics
+                .delivery_attempts
+                .with_label_values(&[&subscription, "2xx"]),
+            delivered: metrics
+                .deliveries
+                .with_label_values(&[&subscription, "delivered"]),
+            from_backlog: metrics.backlog_deliveries.with_label_values(&label),
+        });
         Observer {
             subscription,
             metrics,
             healthy: Arc::new(AtomicBool::new(true)),
+            every,
         }
     }
 
@@ -93,10 +117,14 @@ impl Observer {
         class: &str,
         retry_in: Option<Duration>,
     ) {
-        self.metrics
-            .delivery_attempts
-            .with_label_values(&[&self.subscription, class])
-            .inc();
+        match class {
+            "2xx" => self.every.attempts_2xx.inc(),
+            _ => self
+                .metrics
+                .delivery_attempts
+                .with_label_values(&[&self.subscription, class])
+                .inc(),
+        }
         let answered = matches!(class, "2xx" | "3xx" | "4xx");
         self.healthy.store(answered, Ordering::Release);
         tracing::debug!(subscription = %self.subscription, webhook_id, attempt, class, ?retry_in, "delivery attempt finished");
@@ -142,11 +170,18 @@ impl Observer {
         attempts: u32,
         latency: Duration,
     ) {
-        self.metrics
-            .delivery_latency
-            .with_label_values(&[&self.subscription])
-            .observe(latency.as_secs_f64());
+        self.every.latency.observe(latency.as_secs_f64());
         tracing::debug!(subscription = %self.subscription, webhook_id, events, attempts, ?latency, "delivered");
+    }
+
+    /// A delivered event settles (counted as `Settler::delivered` counts it); `from_backlog`
+    /// when it was read from the subscription's backlog.
+    pub fn settle_delivered(&self, ack: crate::source::ack::Ack, from_backlog: bool) {
+        if from_backlog {
+            self.every.from_backlog.inc();
+        }
+        self.every.delivered.inc();
+        ack.settle();
     }
 
     /// `QueueDepthChanged`: `delta` events entered (positive) or left the queue.

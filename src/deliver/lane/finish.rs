@@ -34,7 +34,6 @@ pub(super) async fn finish(
     let attempts = batch.delivery.attempts();
     let sub = lane.inner.id.clone();
     let observer = &lane.inner.observer;
-    let metrics = shared.settler.metrics();
     let class = classify(&result);
     if class == Class::Delivered && reason.is_none() {
         let now = chrono::Utc::now();
@@ -46,10 +45,7 @@ pub(super) async fn finish(
             shared
                 .dedup
                 .delivered(&sub, &job.dedup, &job.webhook_id, instant);
-            if job.from == JobFrom::Backlog {
-                metrics.backlog_deliveries.with_label_values(&[&sub]).inc();
-            }
-            shared.settler.delivered(&sub, job.ack);
+            observer.settle_delivered(job.ack, job.from == JobFrom::Backlog);
         }
         return;
     }

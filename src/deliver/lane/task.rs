@@ -346,6 +346,8 @@ fn spawn_finish(
     response: impl Future<Output = Result<Response, BoxError>> + Send + 'static,
     reason: Option<Reason>,
 ) {
-    let task = finish(lane.clone(), batch, response, reason);
+    // The stack's future is large (every layer's state): boxed once where it will stay, the
+    // task around it moves cheaply into the runtime.
+    let task = finish(lane.clone(), batch, Box::pin(response), reason);
     lane.inner.shared.tasks.spawn(task);
 }
