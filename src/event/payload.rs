@@ -88,6 +88,11 @@ impl Payload {
         let view = match wanted {
             Wanted::All => serde_json::from_str(json)?,
             Wanted::Keys(_) => {
+                // Skipped values have no nesting limit in serde_json, parsed ones do: refuse
+                // what a whole parse refuses, so the event can always be parsed whole later.
+                if nested_deeper_than(json, MAX_DEPTH) {
+                    serde_json::from_str::<Value>(json)?;
+                }
                 let mut de = serde_json::Deserializer::from_str(json);
                 let view = Pruned(wanted).deserialize(&mut de)?;
                 de.end()?;
@@ -109,19 +114,22 @@ impl Payload {
         &self.view
     }
 
-    /// The whole event.
-    pub fn whole(&self) -> &Value {
+    /// The whole event. Fails only for a pruned payload whose skipped parts a whole parse
+    /// refuses although skipping them did not: a number beyond `f64` or a lone surrogate in a
+    /// `\u` escape (serde_json checks those only in what it builds).
+    pub fn whole(&self) -> Result<&Value, serde_json::Error> {
         if !self.pruned {
-            return &self.view;
+            return Ok(&self.view);
         }
-        self.whole.get_or_init(|| {
-            let json = self
-                .json
-                .as_deref()
-                .expect("a pruned payload keeps its JSON");
-            // The same bytes parsed once already, so this does not fail.
-            serde_json::from_slice(json).expect("the JSON parsed before")
-        })
+        if let Some(whole) = self.whole.get() {
+            return Ok(whole);
+        }
+        let json = self
+            .json
+            .as_deref()
+            .expect("a pruned payload keeps its JSON");
+        let whole = serde_json::from_slice(json)?;
+        Ok(self.whole.get_or_init(|| whole))
     }
 
     /// The whole event as JSON: the bytes as read, or the value serialised once.
@@ -147,6 +155,44 @@ impl fmt::Debug for Payload {
             .field("pruned", &self.pruned)
             .finish_non_exhaustive()
     }
+}
+
+/// A little below serde_json's nesting limit (128): deeper input gets a whole parse, which
+/// refuses it with serde_json's own error.
+const MAX_DEPTH: usize = 120;
+
+/// Whether arrays and objects nest deeper than `limit` in `json` (valid JSON text). Hand-written
+/// because no crate answers it without parsing; nearly every event has fewer brackets than
+/// `limit` in all, which a vectorised count tells first.
+fn nested_deeper_than(json: &str, limit: usize) -> bool {
+    let bytes = json.as_bytes();
+    if bytes.iter().filter(|&&b| b == b'{' || b == b'[').count() <= limit {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// A value, parsed keeping what a [`Wanted`] names.
@@ -290,7 +336,7 @@ mod tests {
             json!({"id": "e1", "nested": {"b": {"c": [1, 2]}}, "tags": [{"n": 1}],
                    "escaped": true, "dup": 2, "level": "HIGH"})
         );
-        assert_eq!(*p.whole(), whole);
+        assert_eq!(*p.whole().unwrap(), whole);
         assert_eq!(&*p.json(), EVENT.as_bytes());
     }
 
@@ -305,7 +351,7 @@ mod tests {
         assert!(w.is_all(), "an empty path is the whole event");
         let none = Payload::parse(EVENT, &Wanted::nothing()).unwrap();
         assert_eq!(*none.view(), json!({}));
-        assert_eq!(*none.whole(), whole);
+        assert_eq!(*none.whole().unwrap(), whole);
     }
 
     #[test]
@@ -325,10 +371,52 @@ mod tests {
     }
 
     #[test]
+    fn nesting_a_whole_parse_refuses_is_refused_where_nothing_reads_it() {
+        let w = wanted(&[&[Some("id")]]);
+        let deep = |n: usize| {
+            format!(
+                r#"{{"id": 1, "skip": {}1{}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let refused = Payload::parse(&deep(200), &w).unwrap_err();
+        assert!(
+            refused.to_string().starts_with("recursion limit exceeded"),
+            "{refused}"
+        );
+        assert!(serde_json::from_str::<Value>(&deep(200)).is_err());
+        // Brackets in strings do not count; nesting a whole parse takes is taken.
+        let quoted = format!(
+            r#"{{"id": 1, "s": "{}", "t": "\"{}"}}"#,
+            "[".repeat(300),
+            "{".repeat(300)
+        );
+        assert_eq!(
+            *Payload::parse(&quoted, &w).unwrap().view(),
+            serde_json::json!({"id": 1})
+        );
+        let p = Payload::parse(&deep(100), &w).unwrap();
+        assert_eq!(
+            *p.whole().unwrap(),
+            serde_json::from_str::<Value>(&deep(100)).unwrap()
+        );
+        // What only a whole parse checks: the view is built, the whole says why it cannot be.
+        for skipped in [r#"{"id": 1, "n": 1e400}"#, r#"{"id": 1, "s": "\ud800"}"#] {
+            let p = Payload::parse(skipped, &w).unwrap();
+            assert_eq!(*p.view(), serde_json::json!({"id": 1}));
+            assert!(p.whole().is_err(), "{skipped}");
+            assert!(serde_json::from_str::<Value>(skipped).is_err());
+        }
+        assert!(!nested_deeper_than(&deep(100), MAX_DEPTH));
+        assert!(nested_deeper_than(&deep(121), MAX_DEPTH));
+    }
+
+    #[test]
     fn a_value_is_serialised_once() {
         let p = Payload::from_value(json!({"a": 1}));
         assert_eq!(&*p.json(), br#"{"a":1}"#);
         assert!(Arc::ptr_eq(&p.json(), &p.json()));
-        assert_eq!(*p.whole(), json!({"a": 1}));
+        assert_eq!(*p.whole().unwrap(), json!({"a": 1}));
     }
 }

@@ -240,7 +240,7 @@ mod tests {
             json!({"hookline": {"key": "t/1/2/3", "fields": {"f": 5}}, "vars": {"v": 1}})
         );
         let root = var_to_value(&cx.root());
-        assert_eq!(root["event"], *ev.payload.whole());
+        assert_eq!(root["event"], *ev.payload.whole().unwrap());
         assert_eq!(
             root["hookline"].as_object().unwrap().len(),
             HOOKLINE_FIELDS.len()
@@ -250,7 +250,7 @@ mod tests {
         let e = Expr::compile("event.d").unwrap();
         assert_eq!(
             var_to_value(&cx.view(e.needs(), None))["event"],
-            *ev.payload.whole()
+            *ev.payload.whole().unwrap()
         );
     }
 }

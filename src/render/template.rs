@@ -82,7 +82,10 @@ impl Template {
     /// always means a misspelt field, and an empty request would hide it.
     pub fn render(&self, cx: &EventContext<'_>) -> Result<Value, RenderError> {
         match &self.body {
-            Body::Raw => Ok(cx.event.payload.whole().clone()),
+            Body::Raw => cx.event.payload.whole().cloned().map_err(|e| RenderError {
+                template: self.name.to_string(),
+                reason: format!("the event cannot be read whole: {e}"),
+            }),
             Body::Expr { plan, vars, .. } => {
                 let out = plan.eval(cx, vars).map_err(|e| RenderError {
                     template: self.name.to_string(),

@@ -122,20 +122,20 @@ impl RetryRecord {
         due: DateTime<Utc>,
         error: Option<String>,
         status: Option<u16>,
-    ) -> Self {
-        RetryRecord {
+    ) -> Result<Self, serde_json::Error> {
+        Ok(RetryRecord {
             subscription: job.subscription.id.to_string(),
             webhook_id: job.webhook_id.clone(),
             event_type: job.event_type.clone(),
             round,
             due_ms: due.timestamp_millis(),
-            event: job.event.payload.whole().clone(),
+            event: job.event.payload.whole()?.clone(),
             body: job.body.clone(),
             origin: OriginRecord::from(&job.event.origin),
             received_at: job.event.received_at,
             last_error: error,
             last_status: status,
-        }
+        })
     }
 
     /// The event as it was read from its source.
@@ -164,7 +164,7 @@ mod tests {
         let mut job = test_job(3, JobFrom::Source);
         job.event = Event::new(job.event.origin.clone(), serde_json::json!({"id": "e"}));
         job.body = Some(serde_json::json!({"b": 1}));
-        let record = RetryRecord::from_job(&job, 1, Utc::now(), None, None);
+        let record = RetryRecord::from_job(&job, 1, Utc::now(), None, None).unwrap();
         let bytes = serde_json::to_vec(&record).unwrap();
         assert_eq!(decode(&bytes).unwrap(), record);
 

@@ -128,7 +128,15 @@ impl RetryWriter {
             return Ok(());
         };
         let due = chrono::Utc::now() + delay;
-        let record = RetryRecord::from_job(&job, round, due, Some(error.clone()), status);
+        let record = match RetryRecord::from_job(&job, round, due, Some(error.clone()), status) {
+            Ok(record) => record,
+            Err(e) => {
+                // Only the rules' fields of this event were ever parsed, and the rest is not
+                // JSON a record can hold: it goes to the dead-letter topic as it came.
+                tracing::warn!(%subscription, origin = %job.event.origin, error = %e, "event cannot be kept in a retry record; dead-lettering it");
+                return Err(job);
+            }
+        };
         let topic = self.inner.schedule.topic_for(delay);
         let written = tokio::select! {
             r = self.write(&topic, &record) => r,

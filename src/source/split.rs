@@ -130,7 +130,7 @@ mod tests {
         let elements = super::split(payload, max, &Wanted::All)?;
         Ok(elements
             .into_iter()
-            .map(|e| e.map(|p| p.whole().clone()))
+            .map(|e| e.map(|p| p.whole().unwrap().clone()))
             .collect())
     }
 
@@ -149,9 +149,9 @@ mod tests {
         let events: Vec<_> = out.into_iter().map(Result::unwrap).collect();
         assert_eq!(*events[0].view(), json!({"a": 1}));
         assert_eq!(&*events[0].json(), br#"{"a": 1, "b": [2]}"#);
-        assert_eq!(*events[0].whole(), json!({"a": 1, "b": [2]}));
+        assert_eq!(*events[0].whole().unwrap(), json!({"a": 1, "b": [2]}));
         assert_eq!(*events[1].view(), json!({}));
-        assert_eq!(*events[1].whole(), json!({"b": 3}));
+        assert_eq!(*events[1].whole().unwrap(), json!({"b": 3}));
     }
 
     #[test]
