@@ -94,7 +94,7 @@ impl BacklogReader {
                 webhook_id: Some(waiting.webhook_id),
                 attempts: 0,
                 status: None,
-                payload: serde_json::to_vec(&waiting.event).expect("JSON serialises"),
+                payload: waiting.event.get().as_bytes().to_vec(),
             };
             self.settler.dead_letter(letter, ack.part()).await;
         }
@@ -168,9 +168,29 @@ impl Handler for BacklogReader {
                 dedup,
                 event,
             } = waiting;
+            // Parsed as the source parses: for what the rules in force read.
+            let payload = match Payload::parse(event.get(), rules.wanted()) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    // Only possible for an event whose skipped parts the rules now read: the
+                    // one delivery is dead-lettered, the rest of the record goes on.
+                    let letter = DeadLetter {
+                        origin: origin.to_origin(),
+                        reason: Reason::InvalidRecord,
+                        error: format!("the event cannot be parsed: {e}"),
+                        subscription: Some(record.subscription.clone()),
+                        webhook_id: Some(webhook_id),
+                        attempts: 0,
+                        status: None,
+                        payload: event.get().as_bytes().to_vec(),
+                    };
+                    self.settler.dead_letter(letter, ack.part()).await;
+                    continue;
+                }
+            };
             let event = Event {
                 origin: origin.to_origin(),
-                payload: Arc::new(Payload::from_value(event)),
+                payload: Arc::new(payload),
                 received_at,
                 kafka_timestamp_ms: None,
             };

@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::deliver::{Job, SpillCause};
 use crate::retry_topic::record::OriginRecord;
@@ -28,7 +28,7 @@ pub const MAX_DELIVERIES: usize = 64;
 pub const TARGET_BYTES: usize = 256 * 1024;
 
 /// A backlog record as read back.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct BacklogRecord {
     /// The subscription it is for.
     pub subscription: String,
@@ -41,7 +41,7 @@ pub struct BacklogRecord {
 }
 
 /// One delivery waiting in a backlog record.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Waiting {
     /// The stable delivery id.
     pub webhook_id: String,
@@ -53,8 +53,8 @@ pub struct Waiting {
     pub received_at: DateTime<Utc>,
     /// Dedup keys to apply when it is delivered.
     pub dedup: Vec<DedupKey>,
-    /// The event.
-    pub event: Value,
+    /// The event's JSON as it was read (parsed by the reader, for what the rules read).
+    pub event: Box<RawValue>,
 }
 
 /// Builds one record, delivery by delivery, straight into its payload bytes.
@@ -179,7 +179,7 @@ struct V1 {
     spilled_at: DateTime<Utc>,
     #[serde(default)]
     dedup: Vec<DedupKey>,
-    event: Value,
+    event: Box<RawValue>,
 }
 
 /// Version 2: deliveries of events from one source partition.
@@ -204,7 +204,7 @@ struct V2Delivery {
     round: u32,
     #[serde(default)]
     dedup: Vec<DedupKey>,
-    event: Value,
+    event: Box<RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -290,6 +290,9 @@ fn check(record: &BacklogRecord) -> Result<(), RecordError> {
         if d.origin.partition < 0 || d.origin.offset < 0 {
             return invalid("origin", "negative partition or offset");
         }
+        if !d.event.get().starts_with('{') {
+            return invalid("event", "not a JSON object");
+        }
     }
     Ok(())
 }
@@ -330,7 +333,7 @@ mod tests {
         assert_eq!(a.round, 2);
         assert_eq!(a.dedup, first.dedup);
         assert_eq!(a.origin.to_origin(), first.event.origin);
-        assert_eq!(a.event, *first.event.payload.whole());
+        assert_eq!(a.event.get().as_bytes(), &*first.event.payload.json());
         assert_eq!(
             a.received_at.timestamp_millis(),
             first.event.received_at.timestamp_millis()
@@ -350,23 +353,23 @@ mod tests {
         let record = decode(&serde_json::to_vec(&v1).unwrap()).unwrap();
         assert_eq!(record.deliveries.len(), 1);
         assert_eq!(record.deliveries[0].origin.offset, 5);
-        assert_eq!(record.deliveries[0].event, serde_json::json!({"a": 1}));
+        assert_eq!(record.deliveries[0].event.get(), r#"{"a":1}"#);
     }
 
     #[test]
     fn bad_records_are_refused() {
         let bytes = encode(&[test_job(7, JobFrom::Source)], SpillCause::Slow);
-        let mut bad: Value = serde_json::from_slice(&bytes).unwrap();
+        let mut bad: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         bad["deliveries"][0]["webhook_id"] = "msg_\r\nX-Injected: 1".into();
         let e = decode(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
         assert!(e.to_string().contains("webhook_id"), "{e}");
 
-        let mut bad: Value = serde_json::from_slice(&bytes).unwrap();
+        let mut bad: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         bad["deliveries"] = serde_json::json!([]);
         let e = decode(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
         assert!(e.to_string().contains("deliveries"), "{e}");
 
-        let mut bad: Value = serde_json::from_slice(&bytes).unwrap();
+        let mut bad: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         bad["partition"] = (-1).into();
         assert!(decode(&serde_json::to_vec(&bad).unwrap()).is_err());
 

@@ -227,7 +227,7 @@ pub(crate) fn test_job(offset: i64, from: JobFrom) -> Job {
         webhook_id: crate::event::webhook_id(&origin, "s"),
         event_type: "x".into(),
         body: Some(serde_json::Value::Null),
-        event: Event::new(origin, serde_json::Value::Null),
+        event: Event::new(origin, serde_json::json!({})),
         ack: Ack::detached(),
         retry_round: 0,
         from,
