@@ -115,7 +115,8 @@ impl Handler for Pipeline {
         };
         // One rule set for the whole message: its events are parsed for what it reads.
         let rules = self.router.current();
-        match split(record.payload, self.max_message_bytes, rules.wanted()) {
+        let wanted = rules.wanted(&record.topic);
+        match split(record.payload, self.max_message_bytes, &wanted) {
             Err(refused) => self.invalid(
                 origin(0),
                 refused.reason,

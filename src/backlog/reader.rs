@@ -169,7 +169,7 @@ impl Handler for BacklogReader {
                 event,
             } = waiting;
             // Parsed as the source parses: for what the rules in force read.
-            let payload = match Payload::parse(event.get(), rules.wanted()) {
+            let payload = match Payload::parse(event.get(), &rules.wanted(&origin.topic)) {
                 Ok(payload) => payload,
                 Err(e) => {
                     // Only possible for an event whose skipped parts the rules now read: the

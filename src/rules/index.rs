@@ -60,6 +60,15 @@ impl Index {
         )
     }
 
+    /// Whether route `route`'s topic filter admits `topic` (a route without one admits every
+    /// topic).
+    pub fn admits_topic(&self, route: usize, topic: &str) -> bool {
+        self.topics
+            .get(route)
+            .and_then(Option::as_ref)
+            .is_none_or(|t| t.is_match(topic))
+    }
+
     /// A new index over the same filters (its cache of topics starts empty).
     pub fn clone_filters(&self) -> Index {
         Index::new(self.topics.clone(), self.categories.clone()).expect("built once already")

@@ -49,6 +49,7 @@ mod wanted;
 
 pub use severity::Severity;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -156,8 +157,8 @@ pub struct RuleSet {
     /// Each file route's text as written, by position (for the playground's editor); API
     /// subscriptions' routes, after them, have none.
     route_sources: Vec<problems::EntrySource>,
-    /// What the set reads of an event, worked out when first asked.
-    wanted: std::sync::OnceLock<crate::event::Wanted>,
+    /// What the set reads of an event, by topic, worked out when first asked.
+    wanted: std::sync::RwLock<HashMap<String, Arc<crate::event::Wanted>>>,
 }
 
 impl RuleSet {
@@ -176,10 +177,20 @@ impl RuleSet {
         Ok(rules)
     }
 
-    /// What this set reads of an event: the source parses only that of each event it routes
-    /// with this set.
-    pub fn wanted(&self) -> &crate::event::Wanted {
-        self.wanted.get_or_init(|| wanted::of(self))
+    /// What this set reads of an event of `topic`: the source parses only that of each event
+    /// it routes with this set.
+    pub fn wanted(&self, topic: &str) -> Arc<crate::event::Wanted> {
+        if let Some(w) = self.wanted.read().expect("wanted lock").get(topic) {
+            return w.clone();
+        }
+        let w = Arc::new(wanted::for_topic(self, topic));
+        let mut by_topic = self.wanted.write().expect("wanted lock");
+        // As many topics as the route index keeps; past that (glob topics can be many) it is
+        // worked out per message, which costs about what routing one event does.
+        if by_topic.len() < index::MAX_TOPICS {
+            by_topic.insert(topic.to_string(), w.clone());
+        }
+        w
     }
 
     /// What the set was compiled from (`None` for sets compiled from parsed files directly).

@@ -2,9 +2,13 @@
 //! module explains why): every path its sources' extractors, its routes' predicates and
 //! dedup keys, and its subscriptions' templates read below `event`.
 //!
+//! Worked out per topic: only the topic's source, the routes whose topics admit it and the
+//! templates of their subscriptions count, so a `raw` or `pagerduty` template (which read the
+//! whole event) on one topic's routes leaves the other topics parsed for what they need.
+//!
 //! The analysis of each expression is [`Needs`], which is conservative: what it cannot
-//! follow asks for the whole event. `tests/wanted.rs`-style differential checks live in this
-//! module's tests: routing a pruned event gives what routing the whole one gives.
+//! follow asks for the whole event. `rules/tests/wanted.rs` checks that routing a pruned
+//! event gives what routing the whole one gives.
 
 use crate::event::Wanted;
 use crate::render::needs::{Needs, Step};
@@ -12,21 +16,31 @@ use crate::render::needs::{Needs, Step};
 use super::matcher::Cond;
 use super::RuleSet;
 
-/// The union of what `rules` reads of an event.
-pub(super) fn of(rules: &RuleSet) -> Wanted {
+/// What `rules` reads of an event of `topic`.
+pub(super) fn for_topic(rules: &RuleSet, topic: &str) -> Wanted {
     let mut wanted = Wanted::nothing();
-    for source in rules.sources.with_fallback() {
-        for extractor in source.extractors() {
-            add(&mut wanted, extractor.needs());
-        }
+    for extractor in rules.sources.for_topic(topic).extractors() {
+        add(&mut wanted, extractor.needs());
     }
-    for route in &rules.routes {
+    let mut templates = vec![false; rules.sub_templates.len()];
+    for (i, route) in rules.routes.iter().enumerate() {
+        if !rules.index.admits_topic(i, topic) {
+            continue;
+        }
         add_cond(&mut wanted, &route.cond);
         if let Some(dedup) = &route.dedup {
             add_under_event(&mut wanted, dedup.key.needs());
         }
+        for &s in &route.to {
+            templates[s] = true;
+        }
     }
-    for template in &rules.sub_templates {
+    for (template, _) in rules
+        .sub_templates
+        .iter()
+        .zip(templates)
+        .filter(|(_, t)| *t)
+    {
         if let Some(needs) = template.reads_event() {
             add(&mut wanted, needs);
         }

@@ -106,8 +106,8 @@ fn outcome(r: &Routing) -> Value {
 
 fn same_either_way(rules: RuleSet, events: &[&str], topics: &[&str]) {
     let rules = Arc::new(rules);
-    let wanted = rules.wanted().clone();
     for topic in topics {
+        let wanted = rules.wanted(topic);
         for json in events {
             let (whole, parsed) = both(topic, json, &wanted);
             let router = Router::shared(rules.clone(), Metrics::new());
@@ -122,16 +122,24 @@ fn same_either_way(rules: RuleSet, events: &[&str], topics: &[&str]) {
 #[test]
 fn routing_a_pruned_event_gives_what_routing_the_whole_gives() {
     let rules = load(&[("r.yaml", RULES)]).unwrap();
-    let Wanted::Keys(keys) = rules.wanted() else {
-        panic!("these rules read parts of the event: {:?}", rules.wanted())
+    let read = |topic: &str| -> Vec<String> {
+        let Wanted::Keys(keys) = &*rules.wanted(topic) else {
+            panic!("these rules read parts of the event")
+        };
+        keys.keys().cloned().collect()
     };
-    let mut read: Vec<&str> = keys.keys().map(String::as_str).collect();
-    read.sort();
-    // Read by the fallback source's default extractors too (topic `plain`).
+    // The source `vendor`, the routes admitting the topic, their subscriptions' templates.
     assert_eq!(
-        read,
+        read("vendor"),
         [
-            "actor",
+            "actor", "count", "details", "id", "items", "kind", "labels", "level", "refs", "score",
+            "state", "tags",
+        ]
+    );
+    // The default extractors, and only the routes that admit `plain`.
+    assert_eq!(
+        read("plain"),
+        [
             "category",
             "count",
             "details",
@@ -140,19 +148,14 @@ fn routing_a_pruned_event_gives_what_routing_the_whole_gives() {
             "id",
             "items",
             "kind",
-            "labels",
             "level",
             "priority",
-            "refs",
-            "score",
             "severity",
-            "state",
             "tags",
             "type",
             "uuid",
         ]
     );
-    assert!(!keys.contains_key("noise"), "nothing reads it");
     same_either_way(rules, EVENTS, &["vendor", "plain"]);
 }
 
@@ -166,7 +169,7 @@ fn a_template_reading_the_whole_event_wants_all_of_it() {
             ),
         )])
         .unwrap();
-        assert!(rules.wanted().is_all(), "{template}");
+        assert!(rules.wanted("t").is_all(), "{template}");
         same_either_way(rules, EVENTS, &["t"]);
     }
     let rules = load(&[(
@@ -174,7 +177,40 @@ fn a_template_reading_the_whole_event_wants_all_of_it() {
         "subscriptions:\n  - id: s\n    url: ${RECV}/s\n    template: slack\nroutes:\n  - id: r\n    match: {expr: \"keys(event) != `[]`\"}\n    to: [s]\n",
     )])
     .unwrap();
-    assert!(rules.wanted().is_all(), "keys(event) reads all of it");
+    assert!(rules.wanted("t").is_all(), "keys(event) reads all of it");
+}
+
+#[test]
+fn a_whole_event_template_on_one_topic_leaves_the_others_pruned() {
+    let rules = load(&[(
+        "r.yaml",
+        "templates:
+  - id: small
+    expression: '{id: event.id}'
+subscriptions:
+  - id: pd
+    url: ${RECV}/pd
+    template: pagerduty
+  - id: chat
+    url: ${RECV}/chat
+    template: small
+routes:
+  - id: paging
+    topics: [alerts]
+    to: [pd]
+  - id: chatting
+    topics: [audit]
+    to: [chat]
+",
+    )])
+    .unwrap();
+    assert!(rules.wanted("alerts").is_all());
+    assert!(!rules.wanted("audit").is_all());
+    assert!(
+        !rules.wanted("other").is_all(),
+        "no route admits it: the extractors alone"
+    );
+    same_either_way(rules, EVENTS, &["alerts", "audit", "other"]);
 }
 
 #[test]
