@@ -77,3 +77,45 @@ fn kerberos_and_oidc_are_built_in() {
         .create::<BaseConsumer>();
     assert!(oidc.is_ok(), "OIDC: {:?}", oidc.err());
 }
+
+/// Whether `pid` catches `signal` (its bit in `SigCgt` of `/proc/<pid>/status`).
+fn catches(pid: u32, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+/// SIGTERM while `hookline run` is still starting (here: waiting for a broker that is not
+/// there) stops it cleanly, as an orchestrator stopping a just-scheduled pod expects. It used
+/// to die of the signal, because the handler was installed only once start-up had finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_starting_stops_cleanly() {
+    let h = Harness::new("events", 1).await;
+    h.write_rules(
+        "sources:\n  - id: s\n    topics: [events]\nsubscriptions:\n  - id: a\n    url: \"{receiver}/a\"\n",
+    );
+    let nobody = format!("127.0.0.1:{}", common::process::free_port());
+    let router = common::process::RouterCommand::new(&h, "starting")
+        .env("HOOKLINE_KAFKA__BROKERS", &nobody)
+        .spawn();
+    let pid = router.pid();
+    assert!(
+        eventually(Duration::from_secs(60), || catches(pid, libc::SIGTERM)).await,
+        "hookline run never installed its SIGTERM handler"
+    );
+    assert!(
+        !router.ready().await && router.metrics().await.is_empty(),
+        "start-up finished without a broker"
+    );
+    router.terminate();
+    let (took, status) = router
+        .wait_exit(Duration::from_secs(30))
+        .expect("hookline run did not stop within 30 s of SIGTERM while starting");
+    assert!(
+        status.success(),
+        "hookline run ended with {status} after {took:?}"
+    );
+}

@@ -9,6 +9,7 @@ pub mod receive;
 pub mod receiver;
 pub mod replay;
 pub mod run;
+pub mod signal;
 pub mod test;
 
 use std::path::PathBuf;

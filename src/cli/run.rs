@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::signal::Shutdown;
 use crate::config::Config;
 
 /// How long a stop may take beyond `delivery.shutdown_grace`: the final commit and closing
@@ -12,6 +13,7 @@ pub const STOP_BOUND: Duration = Duration::from_secs(15);
 
 /// Runs until a shutdown signal.
 pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let mut shutdown = Shutdown::listen();
     let settings = match Config::load(config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -20,10 +22,19 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     };
     let grace = settings.shutdown_grace;
-    let Some(running) = super::start_or_report(settings).await? else {
+    // A stop while starting ends the start: nothing has been committed yet, so whatever was
+    // read is read again by the next router.
+    let started = tokio::select! {
+        started = super::start_or_report(settings) => started?,
+        _ = shutdown.received() => {
+            tracing::info!("shutdown signal received while starting; stopping");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let Some(running) = started else {
         return Ok(ExitCode::from(2));
     };
-    shutdown_signal().await;
+    shutdown.received().await;
     tracing::info!("shutdown signal received");
     running.stop();
     // The stop sequence ends every wait at the grace; the commit and the consumers' close
@@ -43,18 +54,7 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGINT or SIGTERM.
+/// Resolves on SIGINT or SIGTERM received from now on.
 pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
+    Shutdown::listen().received().await
 }
