@@ -45,6 +45,7 @@ fn parse_topic(s: &str) -> Result<(String, i32), String> {
 
 /// Runs the broker until a shutdown signal.
 pub async fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
+    let mut shutdown = super::signal::Shutdown::listen();
     let broker = DevBroker::start(args.brokers).context("cannot start the mock cluster")?;
     for (name, partitions) in &args.topics {
         broker
@@ -60,7 +61,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout();
     writeln!(stdout, "{ANNOUNCE}{}", broker.bootstrap_servers())?;
     stdout.flush()?;
-    super::run::shutdown_signal().await;
+    shutdown.received().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,6 +44,7 @@ pub const RECEIVER_VAR: &str = "HOOKLINE_DEV_RECEIVER";
 
 /// Runs the embedded default.
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let mut shutdown = super::signal::Shutdown::listen();
     let samples = samples(&args.events)?;
     let broker = DevBroker::start(1).context("cannot start the in-process Kafka broker")?;
     let receiver = Receiver::start()
@@ -120,7 +121,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 
     if args.no_samples {
         println!("serving; Ctrl-C to stop");
-        super::run::shutdown_signal().await;
+        shutdown.received().await;
         running.stop();
         running.wait().await;
         return Ok(ExitCode::SUCCESS);
@@ -169,7 +170,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         });
     }
     println!("\nrunning; produce more events to the bootstrap address above, Ctrl-C to stop");
-    super::run::shutdown_signal().await;
+    shutdown.received().await;
     running.stop();
     running.wait().await;
     Ok(ExitCode::SUCCESS)

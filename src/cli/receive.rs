@@ -19,6 +19,7 @@ pub struct ReceiveArgs {
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(args: ReceiveArgs) -> anyhow::Result<ExitCode> {
+    let mut shutdown = super::signal::Shutdown::listen();
     let receiver = Receiver::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -31,6 +32,6 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<ExitCode> {
         );
     });
     println!("receiving webhooks on http://{}/", receiver.addr());
-    super::run::shutdown_signal().await;
+    shutdown.received().await;
     Ok(ExitCode::SUCCESS)
 }

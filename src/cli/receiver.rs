@@ -27,6 +27,7 @@ pub struct ReceiverArgs {
 
 /// Serves until a shutdown signal.
 pub async fn run(args: ReceiverArgs) -> anyhow::Result<ExitCode> {
+    let mut shutdown = super::signal::Shutdown::listen();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -38,7 +39,7 @@ pub async fn run(args: ReceiverArgs) -> anyhow::Result<ExitCode> {
     // Stop at once on a signal: a graceful shutdown would wait for hung requests forever.
     tokio::select! {
         served = serve(listener, counters, std::future::pending()) => served?,
-        _ = super::run::shutdown_signal() => {}
+        _ = shutdown.received() => {}
     }
     Ok(ExitCode::SUCCESS)
 }

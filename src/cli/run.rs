@@ -53,8 +53,3 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-
-/// Resolves on SIGINT or SIGTERM received from now on.
-pub async fn shutdown_signal() {
-    Shutdown::listen().received().await
-}
