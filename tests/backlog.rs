@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{eventually, Harness};
 use hookline::dev::receiver::{Recorded, Respond};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::json;
 
 const TOPIC: &str = "events";
@@ -140,6 +141,47 @@ routes:
     to: [later]
 "#
 );
+
+/// A backlog record Kafka refuses for good (larger than the broker takes) is not retried
+/// forever: each of its deliveries is dead-lettered with its own event and delivery id, and the
+/// source moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_record_kafka_refuses_is_dead_lettered_delivery_by_delivery() {
+    let h = Harness::new(TOPIC, 1).await;
+    h.write_rules(&PAUSED.replace("STATUS", "paused"));
+    // One message of three events, produced before the router starts: the router's first
+    // produce request is the record its three deliveries share, and the broker refuses it.
+    let events: Vec<_> = (0..3)
+        .map(|n| json!({"id": format!("e{n}"), "category": "alert", "severity": "high", "n": n}))
+        .collect();
+    h.produce_json(TOPIC, 0, &json!(events)).await;
+    h.broker.cluster().request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    let running = hookline::app::start(h.settings("refused")).await.unwrap();
+    let mut letters = h.dead_letters(3, Duration::from_secs(60));
+    assert_eq!(letters.len(), 3, "one dead letter per delivery");
+    // Written concurrently: in any order.
+    letters.sort_by_key(|l| l.json()["n"].as_i64());
+    let mut ids = std::collections::HashSet::new();
+    for (n, letter) in letters.iter().enumerate() {
+        assert_eq!(letter.header("hookline-reason"), "backlog-write-failed");
+        assert_eq!(letter.header("hookline-subscription"), "later");
+        assert_eq!(letter.header("hookline-source-index"), n.to_string());
+        assert_eq!(letter.json()["n"], n, "each letter carries its own event");
+        assert!(ids.insert(letter.header("hookline-webhook-id").to_string()));
+    }
+    assert!(
+        eventually(Duration::from_secs(60), || h.committed("refused", TOPIC, 1)
+            == [1])
+        .await,
+        "source commits stuck at {:?}",
+        h.committed("refused", TOPIC, 1)
+    );
+    running.stop();
+    running.wait().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_subscription_keeps_its_events_in_its_backlog_across_a_restart() {

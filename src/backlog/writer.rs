@@ -34,6 +34,7 @@ use crate::deliver::{Job, Spill, SpillCause, Written};
 use crate::dlq::{DeadLetter, Reason};
 use crate::metrics::Metrics;
 use crate::settle::Settler;
+use crate::source::ack::Ack;
 
 /// Records being filled, per subscription and source partition.
 #[derive(Default)]
@@ -59,9 +60,13 @@ struct Filling {
 }
 
 /// A delivery in a record: its ack settles, and its lane hears where the record landed,
-/// when Kafka acknowledges the record.
+/// when Kafka acknowledges the record. The rest of its job is dropped once it is in the
+/// record's bytes: keeping every job until the record is acknowledged held (and moved) a few
+/// hundred bytes per delivery, ten times over beside ten spilling subscriptions. Should Kafka
+/// refuse the record for good, its deliveries are read back from its bytes to dead-letter
+/// them.
 struct Spilled {
-    job: Job,
+    ack: Ack,
     written: Written,
 }
 
@@ -99,9 +104,9 @@ impl ProducerContext for SpillContext {
     fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
         match result {
             Ok(message) => {
-                for Spilled { job, written } in ticket.spilled {
+                for Spilled { ack, written } in ticket.spilled {
                     written.at(message.partition(), message.offset());
-                    job.ack.settle();
+                    ack.settle();
                 }
             }
             Err((error, message)) => {
@@ -416,14 +421,17 @@ impl Spill for BacklogWriter {
                         &origin.topic,
                         origin.partition,
                     ),
-                    spilled: Vec::new(),
+                    spilled: Vec::with_capacity(record::MAX_DELIVERIES),
                     cause,
                     opened: tokio::time::Instant::now(),
                 })
             }
         };
         filling.record.push(&job, &event_json);
-        filling.spilled.push(Spilled { job, written });
+        filling.spilled.push(Spilled {
+            ack: job.ack,
+            written,
+        });
         Ok(())
     }
 }
@@ -448,6 +456,41 @@ async fn linger(writer: std::sync::Weak<Inner>, opened: Arc<Notify>) {
     }
 }
 
+/// Dead-letters the deliveries of a record Kafka can never accept, read back from the record's
+/// bytes (they are in the order of `spilled`).
+fn dead_letter_refused(
+    settler: &Settler,
+    subscription: &str,
+    spilled: Vec<Spilled>,
+    payload: &[u8],
+    error: &KafkaError,
+) {
+    let record = match record::decode(payload) {
+        Ok(record) if record.deliveries.len() == spilled.len() => record,
+        other => {
+            // Not possible for a record this writer built; if it were, the acks stay
+            // unsettled and the events are read again after a restart.
+            let problem = other.map_or_else(|e| e.to_string(), |_| "delivery count".into());
+            tracing::error!(subscription, problem, "cannot read back a refused backlog record; its events will be read again after a restart");
+            return;
+        }
+    };
+    for (waiting, Spilled { ack, .. }) in record.deliveries.into_iter().zip(spilled) {
+        let letter = DeadLetter {
+            origin: waiting.origin.to_origin(),
+            reason: Reason::BacklogWriteFailed,
+            error: format!("cannot write to the backlog: {error}"),
+            subscription: Some(subscription.to_string()),
+            webhook_id: Some(waiting.webhook_id),
+            attempts: 0,
+            status: None,
+            payload: waiting.event.get().as_bytes().to_vec(),
+        };
+        let settler = settler.clone();
+        tokio::spawn(async move { settler.dead_letter(letter, ack).await });
+    }
+}
+
 /// Retries failed writes after a pause, and dead-letters the ones Kafka can never accept.
 /// Ends when the writer is gone (its producer's context holds the sending side).
 async fn retry_failed(writer: std::sync::Weak<Inner>, mut failed: mpsc::UnboundedReceiver<Failed>) {
@@ -464,20 +507,7 @@ async fn retry_failed(writer: std::sync::Weak<Inner>, mut failed: mpsc::Unbounde
         };
         if is_permanent(&error) {
             tracing::error!(subscription = %sub, deliveries = ticket.spilled.len(), error = %error, "Kafka refuses this backlog record; dead-lettering its events");
-            for Spilled { job, .. } in ticket.spilled {
-                let letter = DeadLetter {
-                    origin: job.event.origin.clone(),
-                    reason: Reason::BacklogWriteFailed,
-                    error: format!("cannot write to the backlog: {error}"),
-                    subscription: Some(sub.to_string()),
-                    webhook_id: Some(job.webhook_id.clone()),
-                    attempts: 0,
-                    status: None,
-                    payload: job.event.payload.json().to_vec(),
-                };
-                let settler = inner.settler.clone();
-                tokio::spawn(async move { settler.dead_letter(letter, job.ack).await });
-            }
+            dead_letter_refused(&inner.settler, &sub, ticket.spilled, &payload, &error);
             continue;
         }
         tracing::warn!(subscription = %sub, error = %error, "backlog write failed; retrying (its order relative to later records is lost)");
