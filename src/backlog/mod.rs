@@ -9,8 +9,8 @@
 //!   receivers do.
 //! - [`reader`]: one consumer (group `<group_id>.backlog`) over every backlog topic. It hands
 //!   records to their subscription's lane only when the lane has room and takes deliveries;
-//!   otherwise it pauses the partition until it does, so memory stays bounded whatever the
-//!   backlog holds. The body is rendered when a record is read, with the rules then in force.
+//!   otherwise it pauses the backlog topic's partitions until it does, so memory stays bounded
+//!   whatever the backlog holds. The body is rendered when a record is read, with the rules then in force.
 //! - [`monitor`]: backlog depth and age gauges, and the committed positions lanes need to know
 //!   when they have caught up.
 //!

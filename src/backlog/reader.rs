@@ -1,8 +1,8 @@
 //! Reading backlogs: one consumer over every backlog topic hands each record to its
 //! subscription's lane when the lane has room and takes deliveries. Otherwise the record is
-//! handed back and its partition paused until the lane does (`Flow::WhenReady`), so a paused,
-//! failing or slow subscription's backlog stays in Kafka, and other subscriptions' backlogs
-//! are read meanwhile.
+//! handed back and its topic's partitions paused until the lane does (`Flow::WhenReady`), so a
+//! paused, failing or slow subscription's backlog stays in Kafka, and other subscriptions'
+//! backlogs are read meanwhile.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -44,14 +44,27 @@ pub enum Flow {
         /// Its untouched ack.
         ack: MessageAck,
     },
-    /// Not now: hand the message back, pause its partition until `ready` resolves, and read
-    /// it again then. Nothing about it is held in memory meanwhile.
+    /// Not now, nor anything else of its topic: hand the message back, pause every partition
+    /// of its topic held here until `ready` resolves, and read them again then. Nothing about
+    /// them is held in memory meanwhile. (One backlog topic is one subscription's: when its
+    /// lane takes nothing, fetching the topic's other partitions only to hand each first
+    /// message back kept the consumer busy fetching, seeking and dropping, beside ten dead
+    /// subscriptions of 32 partitions each.)
     WhenReady {
         /// Resolves when the message may be taken.
         ready: futures::future::BoxFuture<'static, ()>,
         /// Its untouched ack.
         ack: MessageAck,
     },
+}
+
+/// What [`Source::postpone`] pauses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// The message's partition.
+    Partition,
+    /// Every partition of the message's topic held here.
+    Topic,
 }
 
 /// The source could not start.
@@ -358,12 +371,14 @@ impl Source {
                         partition,
                         offset,
                         Box::pin(tokio::time::sleep(wait)),
+                        Scope::Partition,
                     )
                     .await;
                 }
                 Flow::WhenReady { ready, ack } => {
                     ack.unread();
-                    self.postpone(&topic, partition, offset, ready).await;
+                    self.postpone(&topic, partition, offset, ready, Scope::Topic)
+                        .await;
                 }
             }
         }
@@ -371,27 +386,50 @@ impl Source {
         let _ = committer.await;
     }
 
-    /// Rewinds `partition` to `offset` and pauses it, to be resumed when `ready` resolves.
+    /// Rewinds `partition` to `offset` and pauses it (with [`Scope::Topic`], every other
+    /// partition of `topic` held here and not paused already too), to be resumed when `ready`
+    /// resolves.
     ///
     /// The seek comes first, while the partition still fetches: librdkafka completes a seek of
     /// a paused partition only once it fetches again, and a seek left in flight across a
-    /// pause and a resume was seen to leave the partition never fetching again.
+    /// pause and a resume was seen to leave the partition never fetching again. The other
+    /// partitions need no seek: librdkafka resumes a paused partition after the last message
+    /// handed to us, and drops what it had fetched beyond.
     async fn postpone(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
         ready: futures::future::BoxFuture<'static, ()>,
+        scope: Scope,
     ) {
         self.seek(topic, partition, offset).await;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(topic, partition);
+        let topic_key: Arc<str> = topic.into();
+        let mut keys: Vec<((Arc<str>, i32), Option<u64>)> = vec![(
+            (topic_key.clone(), partition),
+            self.offsets.generation(topic, partition),
+        )];
+        let tpl = {
+            let mut paused = self.paused_lock();
+            if scope == Scope::Topic {
+                for (p, generation) in self.offsets.partitions_of(topic) {
+                    let key = (topic_key.clone(), p);
+                    if p != partition && !paused.contains_key(&key) {
+                        keys.push((key, Some(generation)));
+                    }
+                }
+            }
+            let mut tpl = TopicPartitionList::new();
+            for (key, generation) in &keys {
+                tpl.add_partition(topic, key.1);
+                if let Some(generation) = generation {
+                    paused.insert(key.clone(), *generation);
+                }
+            }
+            tpl
+        };
         if let Err(e) = self.consumer.pause(&tpl) {
             tracing::warn!(topic, partition, error = %e, "cannot pause partition");
-        }
-        let key: (Arc<str>, i32) = (topic.into(), partition);
-        if let Some(generation) = self.offsets.generation(topic, partition) {
-            self.paused_lock().insert(key.clone(), generation);
         }
         let consumer = self.consumer.clone();
         let done = self.done.clone();
@@ -400,11 +438,15 @@ impl Source {
         tokio::spawn(async move {
             tokio::select! {
                 () = ready => {
-                    // After a rebalance the partition may belong to someone else: nothing to
+                    // After a rebalance a partition may belong to someone else: nothing to
                     // resume then.
                     let _ = consumer.resume(&tpl);
-                    paused.lock().expect("paused lock").remove(&key);
-                    // A rewind asked while it was paused is done now.
+                    let mut paused = paused.lock().expect("paused lock");
+                    for (key, _) in &keys {
+                        paused.remove(key);
+                    }
+                    drop(paused);
+                    // A rewind asked while they were paused is done now.
                     offsets.wake_rewinds();
                 }
                 // Stopped reading: do not keep the consumer (and its group membership).

@@ -145,6 +145,11 @@ impl Offsets {
         self.lock().generation(topic, partition)
     }
 
+    /// The partitions of `topic` this consumer holds, with their generations.
+    pub fn partitions_of(&self, topic: &str) -> Vec<(i32, u64)> {
+        self.lock().partitions_of(topic)
+    }
+
     /// Resolves when a message was given back.
     pub async fn rewound(&self) {
         self.inner.rewound.notified().await

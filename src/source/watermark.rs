@@ -211,6 +211,15 @@ impl OffsetTracker {
         self.partitions.len()
     }
 
+    /// The partitions of `topic` tracked here, with their generations.
+    pub fn partitions_of(&self, topic: &str) -> Vec<(i32, u64)> {
+        self.partitions
+            .iter()
+            .filter(|((t, _), _)| **t == *topic)
+            .map(|((_, p), a)| (*p, a.generation))
+            .collect()
+    }
+
     /// Whether the partition is tracked (assigned, or read from before its assignment was seen).
     pub fn is_assigned(&self, topic: &str, partition: i32) -> bool {
         self.partitions.contains_key(&(topic.into(), partition))
