@@ -209,8 +209,11 @@ pub struct Source {
     paused: Paused,
 }
 
+/// A partition: topic and number.
+type PartitionKey = (Arc<str>, i32);
+
 /// Paused partitions and the generation of their assignment.
-type Paused = Arc<std::sync::Mutex<HashMap<(Arc<str>, i32), u64>>>;
+type Paused = Arc<std::sync::Mutex<HashMap<PartitionKey, u64>>>;
 
 impl Source {
     /// Creates the source consumer (it connects lazily).
@@ -405,7 +408,7 @@ impl Source {
     ) {
         self.seek(topic, partition, offset).await;
         let topic_key: Arc<str> = topic.into();
-        let mut keys: Vec<((Arc<str>, i32), Option<u64>)> = vec![(
+        let mut keys: Vec<(PartitionKey, Option<u64>)> = vec![(
             (topic_key.clone(), partition),
             self.offsets.generation(topic, partition),
         )];
