@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookline::deliver::lane::SpillLedger;
 use hookline::deliver::{
     DeliverySettings, Dispatcher, Job, JobFrom, Spill, SpillCause, SubscriptionConfig,
     SubscriptionSettings, Written,
@@ -37,9 +38,9 @@ const ROUNDS: usize = 5;
 struct CountingSpill(AtomicU64);
 
 impl Spill for CountingSpill {
-    fn spill(&self, job: Job, _cause: SpillCause, written: Written) -> Result<(), Box<Job>> {
+    fn spill(&self, job: Job, _cause: SpillCause, lane: &Arc<SpillLedger>) -> Result<(), Box<Job>> {
         let n = self.0.fetch_add(1, Ordering::Relaxed);
-        written.at(0, n as i64);
+        Written::new(lane).at(0, n as i64);
         job.ack.settle();
         Ok(())
     }

@@ -67,6 +67,10 @@ pub enum Reason {
     SubscriptionRemoved,
     /// A record read back from hookline's own backlog or retry topics was unreadable.
     InvalidRecord,
+    /// The event's backlog record refers to it in its source topic, and it is no longer
+    /// there (retention or compaction removed it before its subscription took it, or the
+    /// topic was created again).
+    SourceGone,
 }
 
 impl Reason {
@@ -85,6 +89,7 @@ impl Reason {
             Reason::RetryWriteFailed => "retry-write-failed",
             Reason::SubscriptionRemoved => "subscription-removed",
             Reason::InvalidRecord => "invalid-record",
+            Reason::SourceGone => "source-gone",
         }
     }
 }

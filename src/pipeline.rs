@@ -179,7 +179,11 @@ impl Pipeline {
         counters.matched.inc();
         for rendered in std::mem::take(&mut routing.deliveries) {
             let part = ack.part();
-            let id = webhook_id(&event.origin, &rendered.subscription.id);
+            // Left out for a job going to its backlog unrendered (see `Job::webhook_id`).
+            let id = match rendered.body {
+                Some(_) => webhook_id(&event.origin, &rendered.subscription.id),
+                None => String::new(),
+            };
             // No body: not rendered, because it goes to the subscription's backlog.
             let body = match rendered.body.transpose() {
                 Ok(body) => body,

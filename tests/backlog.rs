@@ -222,9 +222,13 @@ async fn a_paused_subscription_keeps_its_events_in_its_backlog_across_a_restart(
             deliveries.len().to_string()
         );
         assert_eq!(record.header("hookline-subscription"), "later");
-        spilled.extend(deliveries.iter().map(|d| d["event"]["n"].as_i64().unwrap()));
+        // Each refers to its event in the source topic: [offset, index, age_ms, lag_ms].
+        spilled.extend(deliveries.iter().map(|d| {
+            assert_eq!(d[1], 0, "{d}");
+            d[0].as_i64().unwrap()
+        }));
     }
-    assert_eq!(spilled, (0..50).collect::<Vec<_>>());
+    assert_eq!(spilled, (0..50).collect::<Vec<_>>(), "the events' offsets");
     assert!(
         records.len() < 50,
         "a burst of 50 spilled deliveries took {} records",
@@ -234,7 +238,7 @@ async fn a_paused_subscription_keeps_its_events_in_its_backlog_across_a_restart(
     // A new instance sees the backlog, and still sends nothing while paused.
     let running = hookline::app::start(h.settings("paused")).await.unwrap();
     let depth = || metric(&running, "hookline_backlog_depth{subscription=\"later\"}");
-    // Depth counts records; a record holds up to 64 deliveries of one source partition.
+    // Depth counts records; a record holds up to 256 deliveries of one source partition.
     assert!(
         eventually(Duration::from_secs(60), || depth()
             .is_some_and(|d| (1.0..=50.0).contains(&d)))
@@ -264,6 +268,108 @@ async fn a_paused_subscription_keeps_its_events_in_its_backlog_across_a_restart(
         eventually(Duration::from_secs(30), || depth() == Some(0.0)).await,
         "backlog depth after draining {:?}",
         depth()
+    );
+    running.stop();
+    running.wait().await;
+}
+
+const PAUSED_HIGH: &str = concat!(
+    events_source!(),
+    r#"
+subscriptions:
+  - id: later
+    url: "{receiver}/later"
+    status: STATUS
+routes:
+  - id: high
+    match: {min_severity: high}
+    to: [later]
+"#
+);
+
+/// A backlog refers to its events in their source topic. When the topic no longer has one
+/// (here the broker dropped the oldest messages of the partition; in production, retention)
+/// before its subscription takes it, that delivery is dead-lettered as `source-gone`, saying
+/// where the event was, and the rest of the backlog is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_its_source_topic_no_longer_has_is_dead_lettered_as_source_gone() {
+    let h = Harness::new(TOPIC, 1).await;
+    h.write_rules(&PAUSED_HIGH.replace("STATUS", "paused"));
+    let running = hookline::app::start(h.settings("gone")).await.unwrap();
+    produce(&h, 0..3).await;
+    // In the backlog (by reference) before the broker drops them.
+    assert!(
+        eventually(Duration::from_secs(60), || h.committed("gone", TOPIC, 1)
+            == [3])
+        .await,
+        "source commits stuck at {:?}",
+        h.committed("gone", TOPIC, 1)
+    );
+    // About 6.4 MB of events no route takes: the mock broker keeps about 5 MB per partition
+    // and drops the oldest messages beyond.
+    let filler = "x".repeat(64 * 1024);
+    for n in 0..100 {
+        let event =
+            json!({"id": format!("f{n}"), "category": "alert", "severity": "low", "pad": filler});
+        h.produce_json(TOPIC, 0, &event).await;
+    }
+    for n in 3..5 {
+        let event = json!({"id": format!("e{n}"), "category": "alert", "severity": "high", "n": n});
+        h.produce_json(TOPIC, 0, &event).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(60), || h.committed("gone", TOPIC, 1)
+            == [105])
+        .await,
+        "source commits stuck at {:?}",
+        h.committed("gone", TOPIC, 1)
+    );
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", h.broker.bootstrap_servers())
+        .create()
+        .unwrap();
+    let (low, _) =
+        rdkafka::consumer::Consumer::fetch_watermarks(&consumer, TOPIC, 0, Duration::from_secs(10))
+            .unwrap();
+    assert!(
+        low >= 3,
+        "the broker still has offset {low}: nothing to test"
+    );
+
+    h.write_rules(&PAUSED_HIGH.replace("STATUS", "active"));
+    hookline::rules::reload::reload_now(h.rules.path(), &running.router, &running.metrics)
+        .await
+        .unwrap();
+    let letters = h.dead_letters(3, Duration::from_secs(60));
+    assert_eq!(letters.len(), 3);
+    for (n, letter) in letters.iter().enumerate() {
+        assert_eq!(letter.header("hookline-reason"), "source-gone");
+        assert_eq!(letter.header("hookline-subscription"), "later");
+        assert_eq!(letter.header("hookline-source-offset"), n.to_string());
+        assert!(letter
+            .header("hookline-error")
+            .contains("no longer in its source topic"));
+        assert!(letter.payload.is_empty(), "the event is gone: no payload");
+    }
+    assert!(
+        h.receiver
+            .wait_until(Duration::from_secs(60), |r| r.len() >= 2)
+            .await,
+        "got {}",
+        h.receiver.requests().len()
+    );
+    // Its default concurrency delivers them side by side: any order.
+    let mut got = numbers(&h.receiver.accepted("/later"));
+    got.sort_unstable();
+    assert_eq!(got, [3, 4]);
+    assert!(
+        eventually(Duration::from_secs(30), || metric(
+            &running,
+            "hookline_dead_letters_total{reason=\"source-gone\"}"
+        ) == Some(3.0))
+        .await,
+        "{}",
+        running.metrics.render()
     );
     running.stop();
     running.wait().await;

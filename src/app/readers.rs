@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::delivery::Delivery;
+use crate::backlog::fetch::SourceFetcher;
 use crate::backlog::monitor::Monitor;
 use crate::backlog::{topic, BacklogReader};
 use crate::config::Settings;
@@ -22,6 +23,8 @@ use crate::source::{Role, Source, SourceError};
 pub(super) struct Readers {
     retry: Option<Arc<Source>>,
     backlog: Arc<Source>,
+    /// Reads the events backlog records refer to from their source topics.
+    fetcher: SourceFetcher,
 }
 
 impl Readers {
@@ -52,9 +55,11 @@ impl Readers {
         kafka.max_inflight_messages = usize::MAX;
         let backlog = Source::with_config(config, &kafka, metrics.clone(), Role::Backlog)?;
         backlog.subscribe(&[topic::pattern(&settings.backlog.prefix)])?;
+        let fetcher = SourceFetcher::new(&settings.kafka).map_err(SourceError::Create)?;
         Ok(Readers {
             retry,
             backlog: Arc::new(backlog),
+            fetcher,
         })
     }
 
@@ -84,6 +89,7 @@ impl Readers {
             delivery.dispatcher.clone(),
             delivery.settler.clone(),
             settings.backlog.clone(),
+            self.fetcher.clone(),
         );
         let monitor = Monitor {
             source: self.backlog.clone(),

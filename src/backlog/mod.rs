@@ -10,7 +10,11 @@
 //! - [`reader`]: one consumer (group `<group_id>.backlog`) over every backlog topic. It hands
 //!   records to their subscription's lane only when the lane has room and takes deliveries;
 //!   otherwise it pauses the backlog topic's partitions until it does, so memory stays bounded
-//!   whatever the backlog holds. The body is rendered when a record is read, with the rules then in force.
+//!   whatever the backlog holds. The body is rendered when a record is read, with the rules
+//!   then in force.
+//! - [`resolve`]: turns a record's deliveries back into events, copied or referred to.
+//! - [`fetch`]: reads events back from their source topics by offset, for records that refer
+//!   to them rather than copy them.
 //! - [`monitor`]: backlog depth and age gauges, and the committed positions lanes need to know
 //!   when they have caught up.
 //!
@@ -20,9 +24,11 @@
 //! dedup window and order hold across the fleet. `docs/delivery.md` says what is exact in each
 //! mode.
 
+pub mod fetch;
 pub mod monitor;
 pub mod reader;
 pub mod record;
+pub mod resolve;
 pub mod topic;
 pub mod writer;
 
@@ -44,6 +50,22 @@ pub struct BacklogSettings {
     /// adds it, a reload that removed it by mistake) before they are dead-lettered with
     /// reason `subscription-removed`.
     pub orphan_after: Duration,
+    /// Whether records refer to the events of source topics or copy them.
+    pub events: BacklogEvents,
+}
+
+/// What a backlog record holds of an event read from a source topic (`delivery.backlog_events`).
+/// Events read from a retry tier are always copied: their copy there expires.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BacklogEvents {
+    /// Where the event is in its source topic (a few bytes), read back from there: the
+    /// backlog holds as long as the source topic keeps its events.
+    #[default]
+    Reference,
+    /// A copy of the event: the backlog outlives the source topic's retention, for a copy
+    /// of every event per spilling subscription.
+    Copy,
 }
 
 impl Default for BacklogSettings {
@@ -53,6 +75,7 @@ impl Default for BacklogSettings {
             partitions: 1,
             keyed: false,
             orphan_after: Duration::from_secs(600),
+            events: BacklogEvents::Reference,
         }
     }
 }

@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
+use super::fetch::{FetchError, SourceFetcher};
 use super::record::{self, BacklogRecord};
+use super::resolve::{resolve, Resolved};
 use super::{topic, BacklogSettings};
 use crate::deliver::lane::BacklogAdmission;
 use crate::deliver::{Dispatcher, Job, JobFrom};
 use crate::dlq::{DeadLetter, Reason};
-use crate::event::{Event, Origin, Payload};
+use crate::event::{Event, Origin, Wanted};
 use crate::pipeline::Record;
 use crate::rules::Router;
 use crate::settle::Settler;
@@ -31,24 +33,29 @@ pub struct BacklogReader {
     dispatcher: Dispatcher,
     settler: Settler,
     settings: BacklogSettings,
+    /// Reads the events records refer to from their source topics.
+    fetcher: SourceFetcher,
     /// Per backlog partition, when the record it waits at was first read from its source
     /// (for the age gauge).
     waiting: Waiting,
 }
 
 impl BacklogReader {
-    /// A reader handing records to `dispatcher`'s lanes, rendering them with `router`'s rules.
+    /// A reader handing records to `dispatcher`'s lanes, rendering them with `router`'s rules,
+    /// reading the events they refer to with `fetcher`.
     pub fn new(
         router: Router,
         dispatcher: Dispatcher,
         settler: Settler,
         settings: BacklogSettings,
+        fetcher: SourceFetcher,
     ) -> Self {
         BacklogReader {
             router,
             dispatcher,
             settler,
             settings,
+            fetcher,
             waiting: Arc::default(),
         }
     }
@@ -81,26 +88,52 @@ impl BacklogReader {
                 ack,
             };
         }
+        // Dead letters carry the events: read back what the record refers to.
+        let events = match resolve(&record, &self.fetcher, &|_| Arc::new(Wanted::All)).await {
+            Ok(events) => events,
+            Err(e) => return self.fetch_later(message, &record, e, ack),
+        };
         tracing::warn!(subscription = %record.subscription, deliveries = record.deliveries.len(), "backlog record of a removed subscription; dead-lettering its events");
-        for waiting in record.deliveries {
+        for (waiting, event) in record.deliveries.into_iter().zip(events) {
+            let (payload, gone) = match event {
+                Resolved::Event { payload, .. } => (payload.json().to_vec(), String::new()),
+                Resolved::Unavailable { error, payload, .. } => (payload, format!("; {error}")),
+            };
             let letter = DeadLetter {
                 origin: waiting.origin.to_origin(),
                 reason: Reason::SubscriptionRemoved,
                 error: format!(
-                    "subscription {:?} was removed while the event waited in its backlog",
+                    "subscription {:?} was removed while the event waited in its backlog{gone}",
                     record.subscription
                 ),
                 subscription: Some(record.subscription.clone()),
                 webhook_id: Some(waiting.webhook_id),
                 attempts: 0,
                 status: None,
-                payload: waiting.event.get().as_bytes().to_vec(),
+                payload,
             };
             self.settler.dead_letter(letter, ack.part()).await;
         }
         self.moved_on(message);
         ack.finish();
         Flow::Next
+    }
+
+    /// The source topic a record refers to cannot be read now: the record is read again in
+    /// a second.
+    fn fetch_later(
+        &self,
+        message: &Record<'_>,
+        record: &BacklogRecord,
+        error: FetchError,
+        ack: MessageAck,
+    ) -> Flow {
+        tracing::warn!(subscription = %record.subscription, error = %error, "cannot read the events a backlog record refers to; trying again");
+        self.wait_at(message, record);
+        Flow::Later {
+            until: std::time::SystemTime::now() + std::time::Duration::from_secs(1),
+            ack,
+        }
     }
 
     async fn invalid(&self, message: &Record<'_>, error: String, ack: MessageAck) -> Flow {
@@ -158,31 +191,41 @@ impl Handler for BacklogReader {
             // retiring it.
             return self.orphan(&message, record, ack).await;
         }
+        let events = match resolve(&record, &self.fetcher, &|topic| rules.wanted(topic)).await {
+            Ok(events) => events,
+            Err(e) => return self.fetch_later(&message, &record, e, ack),
+        };
         let mut jobs = Vec::with_capacity(record.deliveries.len());
-        for waiting in record.deliveries {
+        for (waiting, event) in record.deliveries.into_iter().zip(events) {
             let record::Waiting {
                 webhook_id,
                 round,
                 origin,
                 received_at,
                 dedup,
-                event,
+                event: _,
             } = waiting;
-            // Parsed as the source parses: for what the rules in force read.
-            let payload = match Payload::parse(event.get(), &rules.wanted(&origin.topic)) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    // Only possible for an event whose skipped parts the rules now read: the
-                    // one delivery is dead-lettered, the rest of the record goes on.
+            let (payload, kafka_timestamp_ms) = match event {
+                Resolved::Event {
+                    payload,
+                    kafka_timestamp_ms,
+                } => (payload, kafka_timestamp_ms),
+                Resolved::Unavailable {
+                    reason,
+                    error,
+                    payload,
+                } => {
+                    // This delivery alone: the rest of the record goes on.
+                    tracing::warn!(subscription = %record.subscription, reason = reason.as_str(), %error, "a backlog delivery's event cannot be had; dead-lettering it");
                     let letter = DeadLetter {
                         origin: origin.to_origin(),
-                        reason: Reason::InvalidRecord,
-                        error: format!("the event cannot be parsed: {e}"),
+                        reason,
+                        error,
                         subscription: Some(record.subscription.clone()),
                         webhook_id: Some(webhook_id),
                         attempts: 0,
                         status: None,
-                        payload: event.get().as_bytes().to_vec(),
+                        payload,
                     };
                     self.settler.dead_letter(letter, ack.part()).await;
                     continue;
@@ -192,7 +235,7 @@ impl Handler for BacklogReader {
                 origin: origin.to_origin(),
                 payload: Arc::new(payload),
                 received_at,
-                kafka_timestamp_ms: None,
+                kafka_timestamp_ms,
             };
             let (category, body) = rules
                 .render_for(&event, &record.subscription)

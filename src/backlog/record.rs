@@ -3,11 +3,18 @@
 //! kcat); a few headers repeat what people look for. Bodies are not stored: they are rendered
 //! when the record is read, with the subscription's template then in force.
 //!
-//! A record (version 2) holds up to [`MAX_DELIVERIES`] deliveries of events from one source
-//! partition, in the order they were spilled. One record per event made a spilling
-//! subscription cost about as much CPU as a delivering one (a Kafka message, its headers and
-//! its delivery report each time); ten dead neighbours then took most of the router's CPU
-//! from the healthy ones. Version 1 records (one delivery each) are still read.
+//! A record holds up to [`MAX_DELIVERIES`] deliveries of events from one source partition, in
+//! the order they were spilled. One record per event made a spilling subscription cost about
+//! as much CPU as a delivering one (a Kafka message, its headers and its delivery report each
+//! time); ten dead neighbours then took most of the router's CPU from the healthy ones.
+//!
+//! A delivery either refers to its event where it already is, in its source topic (version 3;
+//! a compact array `[offset, index, age_ms, lag_ms]`, plus its dedup keys if it has any), or
+//! carries a copy of it (an object with the event, as in version 2): a copy for events read
+//! from a retry tier, and for every event with `delivery.backlog_events = "copy"`. A copy per
+//! spilling subscription wrote about 3 KB to Kafka per event beside ten dead subscriptions,
+//! and that, more than anything else, is what slowed the healthy ones. Versions 1 (one
+//! delivery per record) and 2 (copies only) are still read.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
@@ -18,10 +25,15 @@ use crate::retry_topic::record::OriginRecord;
 use crate::rules::dedup::DedupKey;
 
 /// The record format's version this hookline writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
-/// The most deliveries one record holds.
-pub const MAX_DELIVERIES: usize = 64;
+/// The most deliveries one record holds. A lane takes a whole record past its read-ahead, so
+/// this bounds what a lane may hold beyond it too.
+pub const MAX_DELIVERIES: usize = 256;
+
+/// Room a delivery that refers to its event takes in a record, at most, besides its dedup
+/// keys.
+pub const REFERENCE_BYTES: usize = 64;
 
 /// The size a record is closed at, if it has not reached [`MAX_DELIVERIES`] before (or the
 /// broker's record limit, if smaller).
@@ -53,18 +65,35 @@ pub struct Waiting {
     pub received_at: DateTime<Utc>,
     /// Dedup keys to apply when it is delivered.
     pub dedup: Vec<DedupKey>,
-    /// The event's JSON as it was read (parsed by the reader, for what the rules read).
-    pub event: Box<RawValue>,
+    /// The event, or where to read it.
+    pub event: Stored,
+}
+
+/// Where a waiting delivery's event is.
+#[derive(Clone, Debug)]
+pub enum Stored {
+    /// In the record: the event's JSON as it was read (parsed by the reader, for what the
+    /// rules read).
+    Copied(Box<RawValue>),
+    /// In its source topic, at the delivery's origin: the message there must still carry
+    /// this timestamp, or it is not the message the event was read from (the topic was
+    /// deleted and created again).
+    InSource {
+        /// The Kafka timestamp of the message, if it had one.
+        timestamp_ms: Option<i64>,
+    },
 }
 
 /// Builds one record, delivery by delivery, straight into its payload bytes.
 ///
-/// Written by hand rather than through a serde struct so that an event already serialised
-/// for another subscription's record is copied in as bytes, not serialised again.
+/// Written by hand rather than through a serde struct: a spill appends a few integers, or an
+/// event's bytes as they were read, without building anything in between.
 #[derive(Debug)]
 pub struct RecordBuilder {
     buf: Vec<u8>,
     count: usize,
+    /// `spilled_at_ms`, which references count their deliveries' ages from.
+    spilled_at_ms: i64,
 }
 
 impl RecordBuilder {
@@ -73,7 +102,8 @@ impl RecordBuilder {
     pub fn new(subscription: &str, cause: SpillCause, topic: &str, partition: i32) -> Self {
         // Most records fill to MAX_DELIVERIES: start big enough for that with small events,
         // rather than growing (and copying) a few times.
-        let mut buf = Vec::with_capacity(32 * 1024);
+        let mut buf = Vec::with_capacity(4 * 1024);
+        let spilled_at_ms = Utc::now().timestamp_millis();
         buf.extend_from_slice(br#"{"v":"#);
         push_int(&mut buf, VERSION);
         buf.extend_from_slice(br#","subscription":"#);
@@ -81,23 +111,58 @@ impl RecordBuilder {
         buf.extend_from_slice(br#","cause":""#);
         buf.extend_from_slice(cause.as_str().as_bytes());
         buf.extend_from_slice(br#"","spilled_at_ms":"#);
-        push_int(&mut buf, Utc::now().timestamp_millis());
+        push_int(&mut buf, spilled_at_ms);
         buf.extend_from_slice(br#","topic":"#);
         write_json(&mut buf, topic);
         buf.extend_from_slice(br#","partition":"#);
         push_int(&mut buf, partition);
         buf.extend_from_slice(br#","deliveries":["#);
-        RecordBuilder { buf, count: 0 }
+        RecordBuilder {
+            buf,
+            count: 0,
+            spilled_at_ms,
+        }
     }
 
-    /// Appends `job`, whose event serialises to `event_json`.
-    pub fn push(&mut self, job: &Job, event_json: &[u8]) {
+    /// Appends `job` as a reference to its event in its source topic:
+    /// `[offset, index, age_ms, lag_ms]` and, if it has any, its dedup keys. `age_ms` is
+    /// `spilled_at_ms` minus when hookline read the event, `lag_ms` when hookline read it minus
+    /// the message's Kafka timestamp (`null` without one). Its `webhook-id` is derived again
+    /// from its origin and the subscription; its retry round is 0.
+    pub fn push_reference(&mut self, job: &Job) {
+        let buf = &mut self.buf;
+        if self.count > 0 {
+            buf.push(b',');
+        }
+        let origin = &job.event.origin;
+        let received_ms = job.event.received_at.timestamp_millis();
+        buf.push(b'[');
+        push_int(buf, origin.offset);
+        buf.push(b',');
+        push_int(buf, origin.index);
+        buf.push(b',');
+        push_int(buf, self.spilled_at_ms - received_ms);
+        buf.push(b',');
+        match job.event.kafka_timestamp_ms {
+            Some(ts) => push_int(buf, received_ms - ts),
+            None => buf.extend_from_slice(b"null"),
+        }
+        if !job.dedup.is_empty() {
+            buf.push(b',');
+            write_json(buf, &job.dedup);
+        }
+        buf.push(b']');
+        self.count += 1;
+    }
+
+    /// Appends `job` with a copy of its event, whose JSON is `event_json`.
+    pub fn push_copy(&mut self, job: &Job, event_json: &[u8]) {
         let buf = &mut self.buf;
         if self.count > 0 {
             buf.push(b',');
         }
         buf.extend_from_slice(br#"{"webhook_id":"#);
-        write_json(buf, &job.webhook_id);
+        write_json(buf, &*job.delivery_id());
         buf.extend_from_slice(br#","offset":"#);
         push_int(buf, job.event.origin.offset);
         buf.extend_from_slice(br#","index":"#);
@@ -154,7 +219,7 @@ pub enum RecordError {
     #[error("unreadable backlog record: {0}")]
     Unreadable(#[from] serde_json::Error),
     /// Written by a newer hookline.
-    #[error("backlog record version {0} is not supported (this hookline reads 1 and {VERSION})")]
+    #[error("backlog record version {0} is not supported (this hookline reads 1 to {VERSION})")]
     Version(u32),
     /// A field hookline would put in a header or an id is malformed.
     #[error("backlog record has an invalid {field}: {reason}")]
@@ -207,6 +272,61 @@ struct V2Delivery {
     event: Box<RawValue>,
 }
 
+/// Version 3: as version 2, but a delivery may be a reference (see [`Reference`]).
+#[derive(Deserialize)]
+struct V3 {
+    subscription: String,
+    cause: String,
+    spilled_at_ms: i64,
+    topic: String,
+    partition: i32,
+    deliveries: Vec<Box<RawValue>>,
+}
+
+/// A delivery that refers to its event: `[offset, index, age_ms, lag_ms, dedup?]`.
+struct Reference {
+    offset: i64,
+    index: u32,
+    age_ms: i64,
+    lag_ms: Option<i64>,
+    dedup: Vec<DedupKey>,
+}
+
+impl<'de> Deserialize<'de> for Reference {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Reference;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[offset, index, age_ms, lag_ms] and optionally dedup keys")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Reference, A::Error> {
+                use serde::de::Error;
+                let missing = |n| A::Error::invalid_length(n, &self);
+                Ok(Reference {
+                    offset: seq.next_element()?.ok_or_else(|| missing(0))?,
+                    index: seq.next_element()?.ok_or_else(|| missing(1))?,
+                    age_ms: seq.next_element()?.ok_or_else(|| missing(2))?,
+                    lag_ms: seq.next_element()?.ok_or_else(|| missing(3))?,
+                    dedup: match seq.next_element()? {
+                        Some(dedup) => {
+                            if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                                return Err(A::Error::invalid_length(6, &self));
+                            }
+                            dedup
+                        }
+                        None => Vec::new(),
+                    },
+                })
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
+}
+
 #[derive(Deserialize)]
 struct Versioned {
     v: u32,
@@ -227,6 +347,7 @@ pub fn decode(bytes: &[u8]) -> Result<BacklogRecord, RecordError> {
     let record = match serde_json::from_slice::<Versioned>(bytes)?.v {
         1 => {
             let r: V1 = serde_json::from_slice(bytes)?;
+            let event = Stored::Copied(r.event);
             BacklogRecord {
                 subscription: r.subscription,
                 cause: r.cause,
@@ -237,7 +358,7 @@ pub fn decode(bytes: &[u8]) -> Result<BacklogRecord, RecordError> {
                     origin: r.origin,
                     received_at: r.received_at,
                     dedup: r.dedup,
-                    event: r.event,
+                    event,
                 }],
             }
         }
@@ -256,7 +377,56 @@ pub fn decode(bytes: &[u8]) -> Result<BacklogRecord, RecordError> {
                     },
                     received_at: millis(d.received_at_ms, "received_at_ms")?,
                     dedup: d.dedup,
-                    event: d.event,
+                    event: Stored::Copied(d.event),
+                });
+            }
+            BacklogRecord {
+                subscription: r.subscription,
+                cause: r.cause,
+                spilled_at: millis(r.spilled_at_ms, "spilled_at_ms")?,
+                deliveries,
+            }
+        }
+        3 => {
+            let r: V3 = serde_json::from_slice(bytes)?;
+            let mut deliveries = Vec::with_capacity(r.deliveries.len());
+            let origin = |offset, index| OriginRecord {
+                topic: r.topic.clone(),
+                partition: r.partition,
+                offset,
+                index,
+            };
+            for d in r.deliveries {
+                if !d.get().starts_with('[') {
+                    let d: V2Delivery = serde_json::from_str(d.get())?;
+                    deliveries.push(Waiting {
+                        webhook_id: d.webhook_id,
+                        round: d.round,
+                        origin: origin(d.offset, d.index),
+                        received_at: millis(d.received_at_ms, "received_at_ms")?,
+                        dedup: d.dedup,
+                        event: Stored::Copied(d.event),
+                    });
+                    continue;
+                }
+                let d: Reference = serde_json::from_str(d.get())?;
+                let received_ms =
+                    r.spilled_at_ms
+                        .checked_sub(d.age_ms)
+                        .ok_or(RecordError::Invalid {
+                            field: "age_ms",
+                            reason: "out of range",
+                        })?;
+                let origin = origin(d.offset, d.index);
+                deliveries.push(Waiting {
+                    webhook_id: crate::event::webhook_id(&origin.to_origin(), &r.subscription),
+                    round: 0,
+                    origin,
+                    received_at: millis(received_ms, "age_ms")?,
+                    dedup: d.dedup,
+                    event: Stored::InSource {
+                        timestamp_ms: d.lag_ms.and_then(|lag| received_ms.checked_sub(lag)),
+                    },
                 });
             }
             BacklogRecord {
@@ -290,8 +460,10 @@ fn check(record: &BacklogRecord) -> Result<(), RecordError> {
         if d.origin.partition < 0 || d.origin.offset < 0 {
             return invalid("origin", "negative partition or offset");
         }
-        if !d.event.get().starts_with('{') {
-            return invalid("event", "not a JSON object");
+        if let Stored::Copied(event) = &d.event {
+            if !event.get().starts_with('{') {
+                return invalid("event", "not a JSON object");
+            }
         }
     }
     Ok(())
@@ -306,15 +478,26 @@ mod tests {
         let origin = &jobs[0].event.origin;
         let mut b = RecordBuilder::new("s", cause, &origin.topic, origin.partition);
         for job in jobs {
-            b.push(job, &job.event.payload.json());
+            if job.from == JobFrom::Source {
+                b.push_reference(job);
+            } else {
+                b.push_copy(job, &job.event.payload.json());
+            }
         }
         assert_eq!(b.count(), jobs.len());
         b.with_closed(<[u8]>::to_vec)
     }
 
+    fn copied(w: &Waiting) -> &str {
+        match &w.event {
+            Stored::Copied(event) => event.get(),
+            Stored::InSource { .. } => panic!("a reference, not a copy"),
+        }
+    }
+
     #[test]
     fn deliveries_round_trip_in_order() {
-        let mut first = test_job(7, JobFrom::Source);
+        let mut first = test_job(7, JobFrom::Retry);
         first.retry_round = 2;
         first.dedup = vec![DedupKey {
             route: "r".into(),
@@ -333,13 +516,87 @@ mod tests {
         assert_eq!(a.round, 2);
         assert_eq!(a.dedup, first.dedup);
         assert_eq!(a.origin.to_origin(), first.event.origin);
-        assert_eq!(a.event.get().as_bytes(), &*first.event.payload.json());
+        assert_eq!(copied(a).as_bytes(), &*first.event.payload.json());
         assert_eq!(
             a.received_at.timestamp_millis(),
             first.event.received_at.timestamp_millis()
         );
         assert_eq!((b.round, b.origin.offset), (0, 8));
         assert!(b.dedup.is_empty());
+    }
+
+    #[test]
+    fn references_round_trip_beside_copies() {
+        let mut a = test_job(7, JobFrom::Source);
+        a.event.origin.index = 3;
+        a.webhook_id = crate::event::webhook_id(&a.event.origin, "s");
+        a.event.kafka_timestamp_ms = Some(a.event.received_at.timestamp_millis() - 1500);
+        a.dedup = vec![DedupKey {
+            route: "r".into(),
+            key: "\"k\"".into(),
+            window: std::time::Duration::from_secs(60),
+        }];
+        let b = test_job(8, JobFrom::Retry);
+        let c = test_job(9, JobFrom::Source);
+        let jobs = [a, b, c];
+        let bytes = encode(&jobs, SpillCause::CircuitOpen);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(text.contains(r#""deliveries":[[7,3,"#), "{text}");
+        let record = decode(&bytes).unwrap();
+        assert_eq!(record.deliveries.len(), 3);
+        let (ra, rb, rc) = (
+            &record.deliveries[0],
+            &record.deliveries[1],
+            &record.deliveries[2],
+        );
+        // A reference: its id derived again, its times to the millisecond, its dedup keys.
+        assert_eq!(ra.webhook_id, jobs[0].webhook_id);
+        assert_eq!(ra.origin.to_origin(), jobs[0].event.origin);
+        assert_eq!(ra.dedup, jobs[0].dedup);
+        assert_eq!(
+            ra.received_at.timestamp_millis(),
+            jobs[0].event.received_at.timestamp_millis()
+        );
+        assert!(matches!(
+            ra.event,
+            Stored::InSource { timestamp_ms: Some(ts) } if Some(ts) == jobs[0].event.kafka_timestamp_ms
+        ));
+        // A copy between references keeps its place.
+        assert_eq!(rb.origin.offset, 8);
+        assert_eq!(copied(rb), "{}");
+        assert!(matches!(rc.event, Stored::InSource { timestamp_ms: None }));
+        assert_eq!(rc.webhook_id, jobs[2].webhook_id);
+    }
+
+    #[test]
+    fn a_reference_takes_a_few_bytes() {
+        let one = encode(&[test_job(1_000_000, JobFrom::Source)], SpillCause::Slow);
+        let many: Vec<Job> = (0..100)
+            .map(|n| test_job(1_000_000 + n, JobFrom::Source))
+            .collect();
+        let hundred = encode(&many, SpillCause::Slow);
+        let per_delivery = (hundred.len() - one.len()) / 99;
+        assert!(per_delivery <= 24, "{per_delivery} bytes per reference");
+        assert!(per_delivery <= REFERENCE_BYTES);
+    }
+
+    #[test]
+    fn malformed_references_are_refused() {
+        let bytes = encode(&[test_job(7, JobFrom::Source)], SpillCause::Slow);
+        for bad in [
+            serde_json::json!([7, 0, 1]),
+            serde_json::json!([7, 0, 1, null, [], 9]),
+            serde_json::json!([7, -1, 1, null]),
+            serde_json::json!([-7, 0, 1, null]),
+            serde_json::json!(["7", 0, 1, null]),
+        ] {
+            let mut record: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            record["deliveries"][0] = bad.clone();
+            assert!(
+                decode(&serde_json::to_vec(&record).unwrap()).is_err(),
+                "{bad} was accepted"
+            );
+        }
     }
 
     #[test]
@@ -353,12 +610,12 @@ mod tests {
         let record = decode(&serde_json::to_vec(&v1).unwrap()).unwrap();
         assert_eq!(record.deliveries.len(), 1);
         assert_eq!(record.deliveries[0].origin.offset, 5);
-        assert_eq!(record.deliveries[0].event.get(), r#"{"a":1}"#);
+        assert_eq!(copied(&record.deliveries[0]), r#"{"a":1}"#);
     }
 
     #[test]
     fn bad_records_are_refused() {
-        let bytes = encode(&[test_job(7, JobFrom::Source)], SpillCause::Slow);
+        let bytes = encode(&[test_job(7, JobFrom::Retry)], SpillCause::Slow);
         let mut bad: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         bad["deliveries"][0]["webhook_id"] = "msg_\r\nX-Injected: 1".into();
         let e = decode(&serde_json::to_vec(&bad).unwrap()).unwrap_err();

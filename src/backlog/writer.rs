@@ -3,8 +3,8 @@
 //! A spill only appends the delivery to an open record and returns, so the consumer never
 //! waits a Kafka round trip per event of a slow subscription. A subscription's deliveries of
 //! one source partition's events share a record until it holds [`record::MAX_DELIVERIES`],
-//! reaches [`record::TARGET_BYTES`], or has been open for [`LINGER`]; then it goes to
-//! librdkafka. The producer is idempotent, so records of one subscription land in the order
+//! reaches [`record::TARGET_BYTES`], or has been open for its linger ([`linger_of`]); then it
+//! goes to librdkafka. The producer is idempotent, so records of one subscription land in the order
 //! they were sent even when librdkafka retries. Its delivery callback settles the acks of the
 //! record's events (their source offsets may then be committed) and tells the lanes where the
 //! record landed. A failed write is retried after a pause (its order
@@ -29,17 +29,20 @@ use rdkafka::ClientContext;
 use tokio::sync::{mpsc, Notify};
 
 use super::record::{self, RecordBuilder};
-use super::{topic, BacklogSettings};
-use crate::deliver::{Job, Spill, SpillCause, Written};
+use super::{topic, BacklogEvents, BacklogSettings};
+use crate::deliver::lane::SpillLedger;
+use crate::deliver::{Job, JobFrom, Spill, SpillCause, Written};
 use crate::dlq::{DeadLetter, Reason};
+use crate::event::Payload;
 use crate::metrics::Metrics;
 use crate::settle::Settler;
 use crate::source::ack::Ack;
 
-/// Records being filled, per subscription and source partition.
+/// Records being filled, per subscription and source partition. Looked up for every spilled
+/// delivery: foldhash rather than SipHash (the keys are hookline's own, not an attacker's).
 #[derive(Default)]
 struct Open {
-    records: HashMap<RecordKey, Filling>,
+    records: HashMap<RecordKey, Filling, foldhash::fast::RandomState>,
 }
 
 /// Deliveries of one subscription's events from one source partition share a record: one
@@ -55,24 +58,47 @@ struct RecordKey {
 struct Filling {
     record: RecordBuilder,
     spilled: Vec<Spilled>,
+    /// The lanes to tell where the record landed (one, unless a lane was replaced while the
+    /// record was open): once per record, not per delivery.
+    written: Vec<Written>,
     cause: SpillCause,
     opened: tokio::time::Instant,
 }
 
-/// A delivery in a record: its ack settles, and its lane hears where the record landed,
-/// when Kafka acknowledges the record. The rest of its job is dropped once it is in the
-/// record's bytes: keeping every job until the record is acknowledged held (and moved) a few
-/// hundred bytes per delivery, ten times over beside ten spilling subscriptions. Should Kafka
-/// refuse the record for good, its deliveries are read back from its bytes to dead-letter
-/// them.
+impl Filling {
+    fn new(job: &Job, cause: SpillCause) -> Self {
+        let origin = &job.event.origin;
+        Filling {
+            record: RecordBuilder::new(
+                &job.subscription.id,
+                cause,
+                &origin.topic,
+                origin.partition,
+            ),
+            spilled: Vec::with_capacity(record::MAX_DELIVERIES),
+            written: Vec::with_capacity(1),
+            cause,
+            opened: tokio::time::Instant::now(),
+        }
+    }
+}
+
+/// A delivery in a record: its ack settles when Kafka acknowledges the record. The rest of its
+/// job is dropped once it is in the record's bytes: keeping every job until the record is
+/// acknowledged held (and moved) a few hundred bytes per delivery, ten times over beside ten
+/// spilling subscriptions. Should Kafka
+/// refuse the record for good, its deliveries are read back from its bytes, and their events
+/// from `event`, to dead-letter them.
 struct Spilled {
     ack: Ack,
-    written: Written,
+    /// The event (shared with every other delivery of it).
+    event: Arc<Payload>,
 }
 
 /// One record on its way: what its delivery report settles.
 pub struct Ticket {
     spilled: Vec<Spilled>,
+    written: Vec<Written>,
     subscription: Arc<str>,
     cause: SpillCause,
     topic: String,
@@ -104,8 +130,10 @@ impl ProducerContext for SpillContext {
     fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
         match result {
             Ok(message) => {
-                for Spilled { ack, written } in ticket.spilled {
+                for written in ticket.written {
                     written.at(message.partition(), message.offset());
+                }
+                for Spilled { ack, .. } in ticket.spilled {
                     ack.settle();
                 }
             }
@@ -142,8 +170,10 @@ struct Inner {
     close_at: usize,
     /// Records being filled.
     open: Mutex<Open>,
-    /// Wakes the task that sends records open for [`LINGER`].
+    /// Wakes the task that sends records open for their linger.
     opened: Arc<Notify>,
+    /// How long a record stays open ([`linger_of`]).
+    linger: Duration,
 }
 
 impl Drop for Inner {
@@ -175,8 +205,19 @@ fn spawn_polling(
         .map_err(|e| WriterError(KafkaError::ClientCreation(e.to_string())))
 }
 
-/// How long a record stays open for more deliveries before it is sent.
-const LINGER: Duration = Duration::from_millis(5);
+/// How long a record stays open for more deliveries before it is sent. In fleet mode every
+/// delivery waits that long, so briefly. Otherwise only deliveries of a subscription that
+/// cannot keep up do, and the wait delays only when their source offsets are committed: with
+/// 5 ms, ten dead subscriptions spilling the events of 32 source partitions filled records of
+/// four deliveries each, and sending 60,000 tiny records a second cost more than writing
+/// their deliveries.
+pub fn linger_of(keyed: bool) -> Duration {
+    if keyed {
+        Duration::from_millis(5)
+    } else {
+        Duration::from_millis(100)
+    }
+}
 
 /// Room kept in a record for a delivery's fields besides its event.
 const DELIVERY_OVERHEAD: usize = 512;
@@ -207,9 +248,11 @@ impl BacklogWriter {
         config
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            // Records are filled for up to LINGER already; this only lets librdkafka put the
-            // records of several subscriptions into one request.
-            .set("linger.ms", "1")
+            // Records are filled for up to their linger already; this lets librdkafka put the
+            // records of several subscriptions into one request, and wake its broker thread
+            // once for them: at 1 ms, outside fleet mode, a wake-up per record cost about as
+            // much as filling the records.
+            .set("linger.ms", if settings.keyed { "1" } else { "10" })
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.kbytes", "65536")
             .set("message.max.bytes", max_record_bytes.to_string());
@@ -228,6 +271,7 @@ impl BacklogWriter {
             None
         };
         let opened = Arc::new(Notify::new());
+        let linger_for = linger_of(settings.keyed);
         let writer = BacklogWriter {
             inner: Arc::new(Inner {
                 producer,
@@ -240,6 +284,7 @@ impl BacklogWriter {
                 settler,
                 open: Mutex::default(),
                 opened: opened.clone(),
+                linger: linger_for,
             }),
         };
         // Weak: the tasks must not keep the producer (whose context feeds one) alive.
@@ -333,6 +378,7 @@ impl BacklogWriter {
     fn send_filling(&self, key: &RecordKey, mut filling: Filling) -> Result<(), Filling> {
         let ticket = Box::new(Ticket {
             spilled: std::mem::take(&mut filling.spilled),
+            written: std::mem::take(&mut filling.written),
             subscription: key.subscription.clone(),
             cause: filling.cause,
             topic: topic::name(&self.inner.settings.prefix, &key.subscription),
@@ -345,6 +391,7 @@ impl BacklogWriter {
             Ok(()) => Ok(()),
             Err(ticket) => {
                 filling.spilled = ticket.spilled;
+                filling.written = ticket.written;
                 Err(filling)
             }
         }
@@ -386,57 +433,69 @@ impl BacklogWriter {
 }
 
 impl Spill for BacklogWriter {
-    fn spill(&self, job: Job, cause: SpillCause, written: Written) -> Result<(), Box<Job>> {
+    fn spill(&self, job: Job, cause: SpillCause, lane: &Arc<SpillLedger>) -> Result<(), Box<Job>> {
         let origin = &job.event.origin;
         let key = RecordKey {
             subscription: job.subscription.id.clone(),
             topic: origin.topic.clone(),
             partition: origin.partition,
         };
+        // An event read from a source topic is referred to there; one from a retry tier (or
+        // any, with `backlog_events = "copy"`) is copied: the bytes as read, or serialised once
+        // for every subscription that spills it.
+        let copy = (job.from != JobFrom::Source
+            || self.inner.settings.events == BacklogEvents::Copy)
+            .then(|| job.event.payload.json());
+        let room = match &copy {
+            Some(json) => json.len() + DELIVERY_OVERHEAD,
+            None if job.dedup.is_empty() => record::REFERENCE_BYTES,
+            None => record::REFERENCE_BYTES + DELIVERY_OVERHEAD,
+        };
         let mut open = self.inner.open.lock().expect("open records lock");
-        // The bytes as read, or serialised once for every subscription that spills it.
-        let event_json = job.event.payload.json();
-        // A record with no room for this delivery goes first.
-        let full = open.records.get(&key).is_some_and(|f| {
-            f.record.count() >= record::MAX_DELIVERIES
-                || f.record.bytes() + event_json.len() + DELIVERY_OVERHEAD > self.inner.close_at
-        });
-        if full {
-            let filling = open.records.remove(&key).expect("full record");
-            if let Err(back) = self.send_filling(&key, filling) {
-                // The producer's buffer is full: the job goes back, and the lane tries again.
-                open.records.insert(key, back);
-                return Err(Box::new(job));
-            }
-        }
         let filling = match open.records.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
+            Entry::Occupied(e) => {
+                let filling = e.into_mut();
+                // A record with no room for this delivery goes first.
+                if filling.record.count() >= record::MAX_DELIVERIES
+                    || filling.record.bytes() + room > self.inner.close_at
+                {
+                    let full = std::mem::replace(filling, Filling::new(&job, cause));
+                    let key = RecordKey {
+                        subscription: job.subscription.id.clone(),
+                        topic: job.event.origin.topic.clone(),
+                        partition: job.event.origin.partition,
+                    };
+                    if let Err(back) = self.send_filling(&key, full) {
+                        // The producer's buffer is full: the job goes back, and the lane
+                        // tries again.
+                        *filling = back;
+                        return Err(Box::new(job));
+                    }
+                    self.inner.opened.notify_one();
+                }
+                filling
+            }
             Entry::Vacant(e) => {
                 self.inner.opened.notify_one();
-                let origin = &job.event.origin;
-                e.insert(Filling {
-                    record: RecordBuilder::new(
-                        &job.subscription.id,
-                        cause,
-                        &origin.topic,
-                        origin.partition,
-                    ),
-                    spilled: Vec::with_capacity(record::MAX_DELIVERIES),
-                    cause,
-                    opened: tokio::time::Instant::now(),
-                })
+                e.insert(Filling::new(&job, cause))
             }
         };
-        filling.record.push(&job, &event_json);
+        match &copy {
+            Some(json) => filling.record.push_copy(&job, json),
+            None => filling.record.push_reference(&job),
+        }
+        if !filling.written.iter().any(|w| w.tells(lane)) {
+            filling.written.push(Written::new(lane));
+        }
         filling.spilled.push(Spilled {
             ack: job.ack,
-            written,
+            event: job.event.payload,
         });
         Ok(())
     }
 }
 
-/// Sends records once they have been open for [`LINGER`]: a spilling subscription's
+/// Sends records once they have been open for their linger: a spilling subscription's
 /// deliveries share records, and a lone delivery waits at most that long. Ends when the
 /// writer is gone.
 async fn linger(writer: std::sync::Weak<Inner>, opened: Arc<Notify>) {
@@ -444,11 +503,16 @@ async fn linger(writer: std::sync::Weak<Inner>, opened: Arc<Notify>) {
         opened.notified().await;
         let mut oldest = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep_until(oldest + LINGER).await;
             let Some(inner) = writer.upgrade() else {
                 return;
             };
-            match (BacklogWriter { inner }).send_open(LINGER) {
+            let linger = inner.linger;
+            drop(inner);
+            tokio::time::sleep_until(oldest + linger).await;
+            let Some(inner) = writer.upgrade() else {
+                return;
+            };
+            match (BacklogWriter { inner }).send_open(linger) {
                 Some(next) => oldest = next,
                 None => break,
             }
@@ -475,7 +539,7 @@ fn dead_letter_refused(
             return;
         }
     };
-    for (waiting, Spilled { ack, .. }) in record.deliveries.into_iter().zip(spilled) {
+    for (waiting, Spilled { ack, event, .. }) in record.deliveries.into_iter().zip(spilled) {
         let letter = DeadLetter {
             origin: waiting.origin.to_origin(),
             reason: Reason::BacklogWriteFailed,
@@ -484,7 +548,7 @@ fn dead_letter_refused(
             webhook_id: Some(waiting.webhook_id),
             attempts: 0,
             status: None,
-            payload: waiting.event.get().as_bytes().to_vec(),
+            payload: event.json().to_vec(),
         };
         let settler = settler.clone();
         tokio::spawn(async move { settler.dead_letter(letter, ack).await });

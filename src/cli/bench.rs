@@ -61,6 +61,12 @@ pub struct BenchArgs {
     /// Partitions of the topic (default per scenario).
     #[arg(long)]
     pub partitions: Option<i32>,
+    /// Partitions of each backlog topic (isolation, commits, backlog-memory; default per
+    /// scenario). The mock broker keeps about 5 MB per partition, and a delivery takes about
+    /// 20 bytes of a backlog, or the event's size with `delivery.backlog_events = "copy"`: give
+    /// a copying variant enough (e.g. 32 for isolation).
+    #[arg(long)]
+    pub backlog_partitions: Option<i32>,
     /// The subscription's concurrency and wrk's connections.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
@@ -240,6 +246,7 @@ async fn backlog_scenario(
             let mut spec = isolation::IsolationSpec::default();
             spec.events = args.events.unwrap_or(spec.events);
             spec.partitions = args.partitions.unwrap_or(spec.partitions);
+            spec.backlog_partitions = args.backlog_partitions.unwrap_or(spec.backlog_partitions);
             if !args.neighbours.is_empty() {
                 spec.neighbours = args.neighbours.iter().map(|&n| n.into()).collect();
             }
@@ -248,14 +255,18 @@ async fn backlog_scenario(
         }
         Scenario::Commits => {
             let events = args.events.unwrap_or(20_000);
+            let partitions = args.partitions.unwrap_or(16);
+            let backlog_partitions = args.backlog_partitions.unwrap_or(1);
             let figures =
-                backlog::commits(harness, events, args.partitions.unwrap_or(16), options).await?;
+                backlog::commits(harness, events, partitions, backlog_partitions, options).await?;
             serde_json::json!({"commits": figures})
         }
         Scenario::BacklogMemory => {
             let events = args.events.unwrap_or(1_000_000);
             let partitions = args.partitions.unwrap_or(128);
-            let figures = backlog::memory(harness, events, partitions, options).await?;
+            let backlog_partitions = args.backlog_partitions.unwrap_or(8);
+            let figures =
+                backlog::memory(harness, events, partitions, backlog_partitions, options).await?;
             serde_json::json!({"backlog_memory": figures})
         }
         Scenario::Fleet => {

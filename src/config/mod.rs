@@ -229,6 +229,10 @@ pub struct DeliveryConfig {
     /// events are dead-lettered (reason `subscription-removed`).
     #[serde(with = "humantime_serde")]
     pub orphan_after: Duration,
+    /// `reference`: a backlog record refers to each event where it already is, in its source
+    /// topic. `copy`: it carries a copy of the event, so a backlog outlives the source topic's
+    /// retention.
+    pub backlog_events: crate::backlog::BacklogEvents,
     /// HTTP(S) proxy every delivery goes through (`http://host:3128`), except to `no_proxy`
     /// hosts. Unset: direct connections; `HTTPS_PROXY` and friends are never read.
     pub proxy: Option<String>,
@@ -261,6 +265,7 @@ impl Default for DeliveryConfig {
             mode: DeliveryMode::Direct,
             spill_after: Duration::from_secs(1),
             orphan_after: Duration::from_secs(600),
+            backlog_events: crate::backlog::BacklogEvents::Reference,
             proxy: None,
             no_proxy: Vec::new(),
         }
@@ -459,6 +464,7 @@ impl Config {
             partitions: kafka.backlog_partitions,
             keyed,
             orphan_after: self.delivery.orphan_after,
+            events: self.delivery.backlog_events,
         };
         Ok(Settings {
             retry_schedule,

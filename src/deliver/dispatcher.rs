@@ -48,7 +48,9 @@ impl Default for DeliverySettings {
 
 struct Inner {
     shared: Arc<Shared>,
-    lanes: RwLock<HashMap<Arc<str>, Lane>>,
+    /// Looked up twice per delivery: foldhash rather than SipHash (the keys are subscription
+    /// ids from configuration).
+    lanes: RwLock<HashMap<Arc<str>, Lane, foldhash::fast::RandomState>>,
     keyed: bool,
 }
 
@@ -71,6 +73,7 @@ impl Dispatcher {
                     guard,
                     tasks: TaskTracker::new(),
                     closing: CancellationToken::new(),
+                    closing_now: std::sync::atomic::AtomicBool::new(false),
                     abort: CancellationToken::new(),
                     divert: RwLock::new(None),
                     spill: std::sync::OnceLock::new(),
@@ -83,7 +86,7 @@ impl Dispatcher {
                     lanes: RwLock::new(Vec::new()),
                     epoch: tokio::time::Instant::now(),
                 }),
-                lanes: RwLock::new(HashMap::new()),
+                lanes: RwLock::new(HashMap::default()),
                 keyed: settings.keyed,
             }),
         })
@@ -178,7 +181,10 @@ impl Dispatcher {
         if self.inner.keyed && self.inner.shared.spill_hook().is_some() {
             return false;
         }
-        self.lane(subscription).is_none_or(|lane| lane.wants_body())
+        // Borrowed under the lock, not cloned: the lane's reference count is shared by every
+        // thread, and this runs for every delivery.
+        let lanes = self.inner.lanes.read().expect("lanes lock");
+        lanes.get(subscription).is_none_or(Lane::wants_body)
     }
 
     /// Hands `job` to its subscription: straight into its queue while it keeps up, else into
@@ -187,17 +193,32 @@ impl Dispatcher {
     /// dropped; during shutdown it is left unsettled (re-delivered after a restart).
     pub async fn submit(&self, job: Job) {
         let shared = &self.inner.shared;
-        if shared.closing.is_cancelled() {
+        if shared.is_closing() {
             return drop(job);
         }
-        let Some(lane) = self.lane(&job.subscription.id) else {
-            let id = job.subscription.id.clone();
-            return shared.settler.dropped(&id, job.ack);
+        let keyed = self.inner.keyed && shared.spill_hook().is_some();
+        // The lane is borrowed under the lock for the common cases that need no await (a
+        // spilling lane's delivery), and cloned only for the others.
+        let (lane, job) = {
+            let lanes = self.inner.lanes.read().expect("lanes lock");
+            let Some(lane) = lanes.get(&job.subscription.id) else {
+                drop(lanes);
+                let id = job.subscription.id.clone();
+                return shared.settler.dropped(&id, job.ack);
+            };
+            lane.submitted();
+            if keyed {
+                (lane.clone(), job)
+            } else {
+                match lane.try_spill_now(job) {
+                    None => return,
+                    Some(job) => (lane.clone(), job),
+                }
+            }
         };
-        lane.submitted();
-        if self.inner.keyed && shared.spill_hook().is_some() {
+        if keyed {
             lane.spill(job, SpillCause::Keyed).await;
-        } else if let Some(job) = lane.try_spill_now(job) {
+        } else {
             lane.offer(job).await;
         }
     }
@@ -207,6 +228,9 @@ impl Dispatcher {
     /// re-delivered after a restart.
     pub async fn shutdown(&self, grace: Duration) {
         let shared = &self.inner.shared;
+        shared
+            .closing_now
+            .store(true, std::sync::atomic::Ordering::Release);
         shared.closing.cancel();
         for lane in self.inner.lanes.write().expect("lanes lock").drain() {
             drop(lane);

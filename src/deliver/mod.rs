@@ -56,7 +56,10 @@ use crate::source::ack::Ack;
 pub struct Job {
     /// Where it goes.
     pub subscription: Arc<SubscriptionSettings>,
-    /// Stable across retries and redeliveries: see [`crate::event::webhook_id`].
+    /// Stable across retries and redeliveries: see [`crate::event::webhook_id`]. Empty for a
+    /// job the router left unrendered because it goes to its backlog, where it is derived
+    /// again when needed ([`Job::delivery_id`]): beside ten spilling subscriptions, hashing
+    /// ids no one reads was a tenth of what spilling cost.
     pub webhook_id: String,
     /// The event's category; the Standard Webhooks `type`.
     pub event_type: String,
@@ -75,6 +78,17 @@ pub struct Job {
     pub from: JobFrom,
     /// Its dedup keys (empty: not deduplicated); applied by the lane.
     pub dedup: Vec<DedupKey>,
+}
+
+impl Job {
+    /// Its `webhook-id`, derived from its origin if the router left it out.
+    pub fn delivery_id(&self) -> std::borrow::Cow<'_, str> {
+        if self.webhook_id.is_empty() {
+            crate::event::webhook_id(&self.event.origin, &self.subscription.id).into()
+        } else {
+            self.webhook_id.as_str().into()
+        }
+    }
 }
 
 /// Which Kafka position a job's ack holds back until it settles.
@@ -187,10 +201,15 @@ pub trait Spill: Send + Sync + 'static {
     /// Appends `job` to its subscription's backlog without waiting for Kafka: a
     /// subscription's deliveries of one source partition's events land in the order of these
     /// calls. The job's ack settles once Kafka
-    /// acknowledges the record; `written` hears where it landed. `Err` gives the job back
-    /// when it cannot be queued for writing now (the producer's buffer is full); try again
-    /// shortly.
-    fn spill(&self, job: Job, cause: SpillCause, written: Written) -> Result<(), Box<Job>>;
+    /// acknowledges the record; `lane`, the spilling lane's ledger, hears where the record
+    /// landed ([`Written::new`], once per record). `Err` gives the job back when it cannot be
+    /// queued for writing now (the producer's buffer is full); try again shortly.
+    fn spill(
+        &self,
+        job: Job,
+        cause: SpillCause,
+        lane: &Arc<lane::SpillLedger>,
+    ) -> Result<(), Box<Job>>;
 }
 
 /// Told where a spilled record landed in the backlog, so the lane knows when its reader has
@@ -200,6 +219,18 @@ pub struct Written {
 }
 
 impl Written {
+    /// A record for `lane` is on its way: until it is written or abandoned, the lane has not
+    /// caught up.
+    pub fn new(lane: &Arc<lane::SpillLedger>) -> Self {
+        lane.writing();
+        Written { lane: lane.clone() }
+    }
+
+    /// Whether this tells `lane`.
+    pub fn tells(&self, lane: &Arc<lane::SpillLedger>) -> bool {
+        Arc::ptr_eq(&self.lane, lane)
+    }
+
     /// The record is at `offset` of backlog `partition`.
     pub fn at(self, partition: i32, offset: i64) {
         self.lane.written(partition, offset);

@@ -271,6 +271,7 @@ impl World {
                     "{name}: {sub}: first lost: {:?}",
                     &lost[..lost.len().min(10)]
                 );
+                self.why_lost(name, sub, &lost);
             }
             account.expected += want.len();
             account.delivered += got.len();
@@ -295,6 +296,36 @@ impl World {
             self.seed
         );
         account
+    }
+
+    /// Prints what the dead-letter topic says of `lost` events of `sub` (a lost event may
+    /// have been dead-lettered by mistake), so a failure shows where to look.
+    fn why_lost(&self, name: &str, sub: &str, lost: &[&String]) {
+        let letters = crate::common::read_topic(
+            &self.h.broker.bootstrap_servers(),
+            DLQ,
+            usize::MAX,
+            Duration::from_secs(3),
+        );
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for letter in &letters {
+            if letter.header_opt("hookline-subscription") != Some(sub) {
+                continue;
+            }
+            let id = serde_json::from_slice::<serde_json::Value>(&letter.payload)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string));
+            let counts = id.is_none_or(|id| lost.iter().any(|l| **l == id));
+            if counts {
+                let why = format!(
+                    "{}: {}",
+                    letter.header("hookline-reason"),
+                    letter.header_opt("hookline-error").unwrap_or_default()
+                );
+                *reasons.entry(why).or_default() += 1;
+            }
+        }
+        println!("{name}: {sub}: dead letters of lost (or unreadable) events: {reasons:#?}");
     }
 
     /// Waits (up to a minute, scaled) until at least `at_least` source positions were

@@ -46,13 +46,14 @@ pub async fn commits(
     harness: &Harness,
     events: u64,
     partitions: i32,
+    backlog_partitions: i32,
     options: &Options,
 ) -> anyhow::Result<Vec<CommitFigures>> {
     let mut out = Vec::new();
     for variant in &options.variants {
         let topics = [
             TopicSpec::new(TOPIC, partitions),
-            TopicSpec::new("hookline.sub.down", partitions),
+            TopicSpec::new("hookline.sub.down", backlog_partitions),
         ];
         let broker = BrokerProcess::start(harness, 1, &topics, true).await?;
         let port = free_port()?;
@@ -69,7 +70,7 @@ pub async fn commits(
         );
         spec.env.push((
             "HOOKLINE_KAFKA__BACKLOG_PARTITIONS".into(),
-            partitions.to_string(),
+            backlog_partitions.to_string(),
         ));
         let mut router = RouterProcess::start(harness, &spec).await?;
         router.wait_ready(options.timeout).await?;
@@ -186,11 +187,19 @@ pub async fn memory(
     harness: &Harness,
     events: u64,
     partitions: i32,
+    backlog_partitions: i32,
     options: &Options,
 ) -> anyhow::Result<Vec<MemoryFigures>> {
     let mut out = Vec::new();
     for variant in &options.variants {
-        out.push(memory_run(harness, events, partitions, options, variant).await?);
+        let run = memory_run(
+            harness,
+            events,
+            (partitions, backlog_partitions),
+            options,
+            variant,
+        );
+        out.push(run.await?);
     }
     Ok(out)
 }
@@ -198,13 +207,13 @@ pub async fn memory(
 async fn memory_run(
     harness: &Harness,
     events: u64,
-    partitions: i32,
+    (partitions, backlog_partitions): (i32, i32),
     options: &Options,
     variant: &Variant,
 ) -> anyhow::Result<MemoryFigures> {
     let topics = [
         TopicSpec::new(TOPIC, partitions),
-        TopicSpec::new("hookline.sub.slow", partitions),
+        TopicSpec::new("hookline.sub.slow", backlog_partitions),
     ];
     let broker = BrokerProcess::start(harness, 1, &topics, true).await?;
     let receiver = ReceiverProcess::start(harness, &[]).await?;
@@ -217,7 +226,7 @@ async fn memory_run(
     );
     spec.env.push((
         "HOOKLINE_KAFKA__BACKLOG_PARTITIONS".into(),
-        partitions.to_string(),
+        backlog_partitions.to_string(),
     ));
     let mut router = RouterProcess::start(harness, &spec).await?;
     router.wait_ready(options.timeout).await?;
@@ -251,7 +260,7 @@ async fn memory_run(
     let kept = broker.retained("hookline.sub.slow").await?;
     if kept.dropped() > 0 {
         bail!(
-            "the mock broker dropped {} backlog records (it keeps ~5 MB per partition): use more partitions",
+            "the mock broker dropped {} backlog records (it keeps ~5 MB per partition): use more --backlog-partitions",
             kept.dropped()
         );
     }

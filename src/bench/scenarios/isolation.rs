@@ -89,8 +89,11 @@ impl Neighbour {
 pub struct IsolationSpec {
     /// Events preloaded per run (every one goes to every subscription).
     pub events: u64,
-    /// Partitions of the topic, and of each neighbour's backlog topic.
+    /// Partitions of the topic.
     pub partitions: i32,
+    /// Partitions of each neighbour's backlog topic: enough for the mock broker (about 5 MB
+    /// per partition) to keep what the neighbour spills.
+    pub backlog_partitions: i32,
     /// The neighbours, each measured against a run alone in the same round.
     pub neighbours: Vec<Neighbour>,
 }
@@ -100,6 +103,7 @@ impl Default for IsolationSpec {
         IsolationSpec {
             events: 300_000,
             partitions: 32,
+            backlog_partitions: 2,
             neighbours: Neighbour::ALL.to_vec(),
         }
     }
@@ -220,7 +224,51 @@ pub async fn run(
         }
     }
     receiver_process.stop().await;
+    summarise(&out);
     Ok(out)
+}
+
+/// One line per variant and neighbour over the rounds: the median ratio and its range, and
+/// the median of what the neighbour added to the router's CPU per event. Single runs on a
+/// shared two-core machine swing by ±15%; the median of several is the figure to quote.
+fn summarise(figures: &[IsolationFigures]) {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for f in figures {
+        let key = (f.variant.as_str(), f.neighbour.as_str());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    for (variant, neighbour) in keys {
+        let runs: Vec<&IsolationFigures> = figures
+            .iter()
+            .filter(|f| f.variant == variant && f.neighbour == neighbour)
+            .collect();
+        let ratios: Vec<f64> = runs.iter().map(|f| f.ratio).collect();
+        let added: Vec<f64> = runs
+            .iter()
+            .map(|f| f.beside_cpu_us_per_event - f.alone_cpu_us_per_event)
+            .collect();
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+        println!(
+            "isolation {variant}: beside {neighbour:<26} median ratio {:.3} over {} round(s) ({low:.3}–{high:.3}); router CPU added {:+.1} µs/event (median)",
+            median(&ratios),
+            ratios.len(),
+            median(&added),
+        );
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// One run: a fresh broker preloaded with the events, a router routing every event to
@@ -244,7 +292,7 @@ async fn one_run(
     for sub in &neighbours {
         topics.push(TopicSpec::new(
             format!("hookline.sub.{}", sub.id()),
-            spec.partitions,
+            spec.backlog_partitions,
         ));
     }
     let broker = BrokerProcess::start(harness, 1, &topics, true).await?;
@@ -275,7 +323,7 @@ async fn one_run(
     let mut router_spec = variant.spec(&label, broker.bootstrap(), "isolation", rules);
     router_spec.env.push((
         "HOOKLINE_KAFKA__BACKLOG_PARTITIONS".into(),
-        spec.partitions.to_string(),
+        spec.backlog_partitions.to_string(),
     ));
     let mut router = RouterProcess::start(harness, &router_spec).await?;
     router.wait_ready(options.timeout).await?;
@@ -331,4 +379,14 @@ async fn one_run(
     router.terminate().await;
     broker.stop().await;
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(super::median(&[]).is_nan());
+    }
 }

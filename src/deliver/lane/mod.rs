@@ -43,7 +43,6 @@ use super::rate_limit::Bucket;
 use super::ssrf::Guard;
 use super::{
     Divert, Gone, Job, JobFrom, Spill, SpillCause, SubscriptionSettings, SubscriptionStatus,
-    Written,
 };
 use crate::rules::dedup::DedupStore;
 use crate::settle::Settler;
@@ -58,6 +57,8 @@ pub(super) struct Shared {
     /// is re-delivered after restart, so a long queue cannot hold up a stop); requests in
     /// flight finish until `abort`.
     pub closing: CancellationToken,
+    /// Set with `closing`, for checks on every delivery: a token's `is_cancelled` takes a lock.
+    pub closing_now: AtomicBool,
     /// The shutdown grace is over: everything unfinished is abandoned unsettled.
     pub abort: CancellationToken,
     pub divert: RwLock<Option<Arc<dyn Divert>>>,
@@ -84,6 +85,11 @@ pub(super) struct Shared {
 impl Shared {
     pub fn divert(&self) -> Option<Arc<dyn Divert>> {
         self.divert.read().expect("divert lock").clone()
+    }
+
+    /// Whether shutdown began (see `closing`).
+    pub fn is_closing(&self) -> bool {
+        self.closing_now.load(Ordering::Acquire)
     }
 
     pub fn spill_hook(&self) -> Option<&Arc<dyn Spill>> {
@@ -384,11 +390,7 @@ impl Lane {
             return Some(job);
         }
         let cause = ledger.cause().unwrap_or(SpillCause::QueueFull);
-        ledger.writing();
-        let written = Written {
-            lane: ledger.clone(),
-        };
-        match hook.spill(job, cause, written) {
+        match hook.spill(job, cause, ledger) {
             Ok(()) => {
                 self.inner.spilled[cause as usize].inc();
                 None
@@ -448,11 +450,7 @@ impl Lane {
         // Rendered again when read back, with the rules then in force.
         job.body = None;
         loop {
-            ledger.writing();
-            let written = Written {
-                lane: ledger.clone(),
-            };
-            match hook.spill(job, cause, written) {
+            match hook.spill(job, cause, ledger) {
                 Ok(()) => return,
                 Err(back) => {
                     let back = *back;
