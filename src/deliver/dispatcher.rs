@@ -228,10 +228,7 @@ impl Dispatcher {
     /// re-delivered after a restart.
     pub async fn shutdown(&self, grace: Duration) {
         let shared = &self.inner.shared;
-        shared
-            .closing_now
-            .store(true, std::sync::atomic::Ordering::Release);
-        shared.closing.cancel();
+        shared.close();
         for lane in self.inner.lanes.write().expect("lanes lock").drain() {
             drop(lane);
         }

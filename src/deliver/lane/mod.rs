@@ -87,6 +87,12 @@ impl Shared {
         self.divert.read().expect("divert lock").clone()
     }
 
+    /// Begins shutdown: `closing` and `closing_now` together, the only place either is set.
+    pub fn close(&self) {
+        self.closing_now.store(true, Ordering::Release);
+        self.closing.cancel();
+    }
+
     /// Whether shutdown began (see `closing`).
     pub fn is_closing(&self) -> bool {
         self.closing_now.load(Ordering::Acquire)
@@ -473,7 +479,7 @@ impl Lane {
     /// is re-delivered after restart); when its subscription was removed, the rule set no
     /// longer wants it.
     fn closed(&self, job: Job) {
-        if self.inner.shared.closing.is_cancelled() {
+        if self.inner.shared.is_closing() {
             drop(job);
         } else {
             self.inner.shared.settler.dropped(&self.inner.id, job.ack);
@@ -534,7 +540,7 @@ impl Lane {
                 tokio::pin!(woken, room);
                 woken.as_mut().enable();
                 room.as_mut().enable();
-                if inner.retired.load(Ordering::Acquire) || inner.shared.closing.is_cancelled() {
+                if inner.retired.load(Ordering::Acquire) || inner.shared.is_closing() {
                     return;
                 }
                 let wait = match lane.takes_backlog(true) {
