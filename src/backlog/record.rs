@@ -100,8 +100,8 @@ impl RecordBuilder {
     /// A record for `subscription` of events from `topic`/`partition`; its first delivery
     /// spilled because of `cause`.
     pub fn new(subscription: &str, cause: SpillCause, topic: &str, partition: i32) -> Self {
-        // Most records fill to MAX_DELIVERIES: start big enough for that with small events,
-        // rather than growing (and copying) a few times.
+        // Most records fill to MAX_DELIVERIES references: start big enough for that, rather
+        // than growing (and copying) a few times.
         let mut buf = Vec::with_capacity(4 * 1024);
         let spilled_at_ms = Utc::now().timestamp_millis();
         buf.extend_from_slice(br#"{"v":"#);
@@ -272,6 +272,20 @@ struct V2Delivery {
     event: Box<RawValue>,
 }
 
+impl V2Delivery {
+    /// The delivery, with its event copied, at `origin`.
+    fn waiting(self, origin: OriginRecord) -> Result<Waiting, RecordError> {
+        Ok(Waiting {
+            webhook_id: self.webhook_id,
+            round: self.round,
+            origin,
+            received_at: millis(self.received_at_ms, "received_at_ms")?,
+            dedup: self.dedup,
+            event: Stored::Copied(self.event),
+        })
+    }
+}
+
 /// Version 3: as version 2, but a delivery may be a reference (see [`Reference`]).
 #[derive(Deserialize)]
 struct V3 {
@@ -366,19 +380,13 @@ pub fn decode(bytes: &[u8]) -> Result<BacklogRecord, RecordError> {
             let r: V2 = serde_json::from_slice(bytes)?;
             let mut deliveries = Vec::with_capacity(r.deliveries.len());
             for d in r.deliveries {
-                deliveries.push(Waiting {
-                    webhook_id: d.webhook_id,
-                    round: d.round,
-                    origin: OriginRecord {
-                        topic: r.topic.clone(),
-                        partition: r.partition,
-                        offset: d.offset,
-                        index: d.index,
-                    },
-                    received_at: millis(d.received_at_ms, "received_at_ms")?,
-                    dedup: d.dedup,
-                    event: Stored::Copied(d.event),
-                });
+                let origin = OriginRecord {
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                    offset: d.offset,
+                    index: d.index,
+                };
+                deliveries.push(d.waiting(origin)?);
             }
             BacklogRecord {
                 subscription: r.subscription,
@@ -399,14 +407,8 @@ pub fn decode(bytes: &[u8]) -> Result<BacklogRecord, RecordError> {
             for d in r.deliveries {
                 if !d.get().starts_with('[') {
                     let d: V2Delivery = serde_json::from_str(d.get())?;
-                    deliveries.push(Waiting {
-                        webhook_id: d.webhook_id,
-                        round: d.round,
-                        origin: origin(d.offset, d.index),
-                        received_at: millis(d.received_at_ms, "received_at_ms")?,
-                        dedup: d.dedup,
-                        event: Stored::Copied(d.event),
-                    });
+                    let at = origin(d.offset, d.index);
+                    deliveries.push(d.waiting(at)?);
                     continue;
                 }
                 let d: Reference = serde_json::from_str(d.get())?;
