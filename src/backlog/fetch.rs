@@ -303,6 +303,12 @@ impl Fetcher {
         Ok(())
     }
 
+    /// Where `topic`/`partition` starts and ends now, asked of its leader.
+    fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), KafkaError> {
+        self.consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+    }
+
     fn serve(
         &mut self,
         topic: &str,
@@ -347,10 +353,7 @@ impl Fetcher {
                         // (below the partition's start), or if a cursor started at them
                         // passes over them again: compaction removed them. A message from
                         // before a reposition is not proof (Kafka hands no generation).
-                        let (low, _) = self
-                            .consumer
-                            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-                            .map_err(kafka)?;
+                        let (low, _) = self.watermarks(topic, partition).map_err(kafka)?;
                         while let Some(w) = wanted.next_if(|&w| w < low) {
                             out.push((w, Fetched::Gone));
                         }
@@ -392,10 +395,7 @@ impl Fetcher {
                     // The next offset asked for is not in the partition: below its start (it
                     // expired) or past its end (the topic was created again). What is there
                     // of the rest is read from the start, or not at all.
-                    let (low, high) = self
-                        .consumer
-                        .fetch_watermarks(topic, partition, Duration::from_secs(10))
-                        .map_err(kafka)?;
+                    let (low, high) = self.watermarks(topic, partition).map_err(kafka)?;
                     while let Some(w) = wanted.next_if(|&w| w < low || w >= high) {
                         out.push((w, Fetched::Gone));
                     }
@@ -423,10 +423,7 @@ impl Fetcher {
                     // An offset past the end never arrives and raises no error while the
                     // cursor reads on from before it: ask where the end is.
                     quiet_since = Instant::now();
-                    let (low, high) = self
-                        .consumer
-                        .fetch_watermarks(topic, partition, Duration::from_secs(10))
-                        .map_err(kafka)?;
+                    let (low, high) = self.watermarks(topic, partition).map_err(kafka)?;
                     if want >= high || want < low {
                         while let Some(w) = wanted.next_if(|&w| w >= high || w < low) {
                             out.push((w, Fetched::Gone));
