@@ -14,6 +14,17 @@ use serde_json::json;
 
 const TOPIC: &str = "events";
 
+/// Waits (a minute) until group `group` committed the one-partition source topic up to `at`.
+async fn source_commits_reach(h: &Harness, group: &str, at: i64) {
+    assert!(
+        eventually(Duration::from_secs(60), || h.committed(group, TOPIC, 1)
+            == [at])
+        .await,
+        "source commits stuck at {:?}",
+        h.committed(group, TOPIC, 1)
+    );
+}
+
 fn numbers(requests: &[Recorded]) -> Vec<i64> {
     requests
         .iter()
@@ -66,13 +77,7 @@ async fn a_slow_subscription_spills_keeps_kafka_order_and_never_holds_up_the_sou
     produce(&h, 0..N).await;
 
     // The source is committed to the end long before the slow subscription is done.
-    assert!(
-        eventually(Duration::from_secs(60), || h.committed("ordered", TOPIC, 1)
-            == [N])
-        .await,
-        "source commits stuck at {:?}",
-        h.committed("ordered", TOPIC, 1)
-    );
+    source_commits_reach(&h, "ordered", N).await;
     let slow_so_far = h.receiver.accepted("/ordered").len() as i64;
     assert!(
         slow_so_far < N,
@@ -172,13 +177,7 @@ async fn a_backlog_record_kafka_refuses_is_dead_lettered_delivery_by_delivery() 
         assert_eq!(letter.json()["n"], n, "each letter carries its own event");
         assert!(ids.insert(letter.header("hookline-webhook-id").to_string()));
     }
-    assert!(
-        eventually(Duration::from_secs(60), || h.committed("refused", TOPIC, 1)
-            == [1])
-        .await,
-        "source commits stuck at {:?}",
-        h.committed("refused", TOPIC, 1)
-    );
+    source_commits_reach(&h, "refused", 1).await;
     running.stop();
     running.wait().await;
 }
@@ -191,13 +190,7 @@ async fn a_paused_subscription_keeps_its_events_in_its_backlog_across_a_restart(
     produce(&h, 0..50).await;
     let running = hookline::app::start(h.settings("paused")).await.unwrap();
     // Settled by being written to the backlog: the source moves on.
-    assert!(
-        eventually(Duration::from_secs(60), || h.committed("paused", TOPIC, 1)
-            == [50])
-        .await,
-        "source commits stuck at {:?}",
-        h.committed("paused", TOPIC, 1)
-    );
+    source_commits_reach(&h, "paused", 50).await;
     assert_eq!(
         metric(&running, "hookline_queue_depth{subscription=\"later\"}"),
         Some(0.0),
@@ -298,13 +291,7 @@ async fn an_event_its_source_topic_no_longer_has_is_dead_lettered_as_source_gone
     let running = hookline::app::start(h.settings("gone")).await.unwrap();
     produce(&h, 0..3).await;
     // In the backlog (by reference) before the broker drops them.
-    assert!(
-        eventually(Duration::from_secs(60), || h.committed("gone", TOPIC, 1)
-            == [3])
-        .await,
-        "source commits stuck at {:?}",
-        h.committed("gone", TOPIC, 1)
-    );
+    source_commits_reach(&h, "gone", 3).await;
     // About 6.4 MB of events no route takes: the mock broker keeps about 5 MB per partition
     // and drops the oldest messages beyond.
     let filler = "x".repeat(64 * 1024);
@@ -317,13 +304,7 @@ async fn an_event_its_source_topic_no_longer_has_is_dead_lettered_as_source_gone
         let event = json!({"id": format!("e{n}"), "category": "alert", "severity": "high", "n": n});
         h.produce_json(TOPIC, 0, &event).await;
     }
-    assert!(
-        eventually(Duration::from_secs(60), || h.committed("gone", TOPIC, 1)
-            == [105])
-        .await,
-        "source commits stuck at {:?}",
-        h.committed("gone", TOPIC, 1)
-    );
+    source_commits_reach(&h, "gone", 105).await;
     let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", h.broker.bootstrap_servers())
         .create()
@@ -403,13 +384,7 @@ async fn a_receiver_refusing_connections_never_holds_up_the_source() {
     let running = hookline::app::start(h.settings("dead")).await.unwrap();
     const N: i64 = 2_000;
     produce(&h, 0..N).await;
-    assert!(
-        eventually(Duration::from_secs(60), || h.committed("dead", TOPIC, 1)
-            == [N])
-        .await,
-        "source commits stuck at {:?}",
-        h.committed("dead", TOPIC, 1)
-    );
+    source_commits_reach(&h, "dead", N).await;
     assert!(
         h.receiver
             .wait_until(Duration::from_secs(60), |r| r.len() >= N as usize)
